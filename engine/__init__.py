@@ -1,0 +1,1 @@
+"""Pure numerics for backtesting: bars, numba kernels, indicators, metrics, sweeps."""

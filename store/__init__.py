@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, async sessions, repositories and blob storage."""

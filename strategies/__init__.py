@@ -1,0 +1,1 @@
+"""Strategy base class, built-in strategies and discovery of user strategy folders."""

@@ -1,0 +1,1 @@
+"""Job execution: the queue, the progress bus and the backtest job function."""
