@@ -1,0 +1,204 @@
+"""The ASGI application: `/graphql` (HTTP POST + graphql-transport-ws) and `/health`.
+
+`create_app(settings)` wires the hardening the API promises: query depth, alias and
+token limits (schema extensions), a request body cap answered with 413 before any
+parsing, queries over GET refused, multipart only with a CSRF preflight header, a short
+websocket `connection_init` timeout, configurable CORS/websocket origins, and errors
+that never carry a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from cross_web import HTTPException
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET
+
+from app.middleware import (
+    BodyLimitMiddleware,
+    CatchAllMiddleware,
+    RequestIdMiddleware,
+    request_id_of,
+)
+from app.settings import Settings
+from app.stack import Stack, open_stack
+from graph.context import Context, GraphLimits
+from graph.errors import to_graphql_error
+from graph.schema import build_schema
+
+log = logging.getLogger("backtester.app")
+
+# A browser cannot send these on a simple (non-preflighted) cross-site request, so
+# requiring one on multipart requests stops CSRF uploads (Apollo's convention).
+CSRF_HEADERS = ("apollo-require-preflight", "x-apollo-operation-name", "graphql-preflight")
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+
+
+def wants_graphql_response(request: Request) -> bool:
+    """The client accepts the GraphQL-over-HTTP media type (then it gets it)."""
+    return GRAPHQL_RESPONSE_JSON in request.headers.get("accept", "")
+
+
+class GraphQLView(GraphQL):
+    """strawberry's ASGI view with our context, CSRF check and error shaping."""
+
+    def __init__(self, *args: Any, limits: GraphLimits, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        stack: Stack | None = getattr(scope["app"].state, "stack", None)
+        if stack is None or not stack.ready:  # only outside the lifespan (tests, shutdown)
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1013, "reason": "not ready"})
+            else:
+                await JSONResponse(
+                    {"errors": [{"message": "service is starting or stopping",
+                                 "extensions": {"code": "UNAVAILABLE"}}]},
+                    status_code=503,
+                )(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        stack: Stack = request.app.state.stack
+        return Context(
+            services=stack.services,
+            health=stack.health,
+            limits=self.limits,
+            request_id=request_id_of(request.scope),
+            request=request,
+            response=response,
+        )
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        try:
+            response = await super().run(request, context, root_value)
+        finally:
+            if isinstance(request, Request):
+                await request.close()  # closes uploaded files' temporary files
+        if (
+            isinstance(request, Request)
+            and isinstance(response, Response)
+            and response.media_type == "application/json"
+            and wants_graphql_response(request)
+        ):
+            response.headers["content-type"] = GRAPHQL_RESPONSE_JSON
+            response.status_code = getattr(request.state, "graphql_status", response.status_code)
+        return response
+
+    async def parse_multipart(self, request: Any) -> dict[str, str]:
+        headers = request.headers
+        if not any(headers.get(name) for name in CSRF_HEADERS):
+            raise HTTPException(
+                400,
+                "multipart requests need a non-empty 'Apollo-Require-Preflight' header "
+                "(CSRF protection)",
+            )
+        return await super().parse_multipart(request)
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        # ErrorCodes already shaped these; this pass catches errors raised outside an
+        # operation (e.g. by an extension hook) so nothing unshaped reaches a client.
+        if result.errors:
+            rid = request_id_of(request.scope)
+            result.errors = [to_graphql_error(e, rid) for e in result.errors]
+        body = await super().process_result(request, result)
+        failed_before_execution = (
+            result.data is None
+            and bool(result.errors)
+            and all(e.path is None for e in result.errors or ())
+        )
+        if failed_before_execution and wants_graphql_response(request):
+            # GraphQL over HTTP: no `data` entry and a 400 for a request that could not
+            # run (syntax, validation, variables); `application/json` clients keep a 200.
+            body.pop("data", None)  # type: ignore[misc]
+            request.state.graphql_status = 400
+        return body
+
+
+async def health_endpoint(request: Request) -> Response:
+    stack: Stack | None = getattr(request.app.state, "stack", None)
+    if stack is None:
+        report: dict[str, Any] = {
+            "ok": False, "database": "not started", "redis": "not started", "queue": "not started"
+        }
+    else:
+        report = await stack.health()
+    return JSONResponse(report, status_code=200 if report.get("ok") else 503)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The whole service as one Starlette app; the lifespan opens and closes the stack."""
+    settings = settings or Settings()
+    schema = build_schema(
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_aliases,
+        max_tokens=settings.max_tokens,
+    )
+    limits = GraphLimits(
+        run_wait_timeout_s=settings.run_wait_timeout_seconds,
+        max_run_wait_s=settings.max_run_wait_seconds,
+    )
+    graphql_app = GraphQLView(
+        schema,
+        limits=limits,
+        graphql_ide="graphiql" if settings.graphiql_enabled else None,
+        allow_queries_via_get=False,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
+        multipart_uploads_enabled=True,
+        max_subscriptions_per_connection=50,
+        allowed_origins=tuple(settings.allowed_origins),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_stack(settings) as stack:
+            app.state.stack = stack
+            try:
+                yield
+            finally:
+                app.state.stack = None
+
+    middleware = [
+        Middleware(CatchAllMiddleware),
+        Middleware(RequestIdMiddleware),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["content-type", "authorization", *CSRF_HEADERS],
+            max_age=600,
+        ),
+        Middleware(
+            BodyLimitMiddleware,
+            max_body_bytes=settings.max_body_bytes,
+            max_upload_bytes=settings.max_upload_bytes,
+        ),
+    ]
+    routes = [
+        Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql_app),
+        Route("/health", health_endpoint, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.stack = None
+    return app

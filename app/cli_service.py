@@ -1,0 +1,167 @@
+"""Service commands of `backtester`: serve, worker, migrate, export-schema, demo.
+
+Every command reads `Settings` from the environment, and any failure prints one line
+(`error: ...`) and exits with status 2: no tracebacks on the command line. Heavy
+imports happen inside the commands so `backtester --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+import pydantic
+
+from app.cli import main
+from app.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_ERROR = 2
+
+
+class CliError(Exception):
+    """A failure to report as one line."""
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, pydantic.ValidationError):
+        parts = []
+        for err in exc.errors()[:3]:
+            loc = ".".join(str(p) for p in err.get("loc", ()))
+            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            parts.append(f"{loc}: {msg}" if loc else msg)
+        return "invalid settings: " + "; ".join(parts)
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if isinstance(exc, CliError | ValueError | LookupError) else f"{type(exc).__name__}: {text}"
+
+
+def one_line_errors(fn: F) -> F:
+    """Run a command; turn any exception into `error: ...` and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            logging.getLogger("backtester.cli").debug("command failed", exc_info=True)
+            fail(_one_line(exc))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with command-line options on top."""
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**values)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to bind (BT_HOST, default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (BT_PORT, default 8000).")
+@click.option("--log-level", default=None, help="uvicorn log level (BT_LOG_LEVEL).")
+@one_line_errors
+def serve(host: str | None, port: int | None, log_level: str | None) -> None:
+    """Serve the GraphQL API (embedded by default: SQLite, in-process worker)."""
+    import uvicorn
+
+    from app.asgi import create_app
+
+    settings = load_settings(host=host, port=port, log_level=log_level)
+    _configure_logging(settings.log_level)
+    click.echo(f"backtester: {settings.describe()}", err=True)
+    click.echo(f"GraphQL at http://{settings.host}:{settings.port}/graphql", err=True)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        lifespan="on",
+        server_header=False,
+    )
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty (for scripts and tests).")
+@one_line_errors
+def worker(burst: bool) -> None:
+    """Run an arq worker: needs DATABASE_URL (PostgreSQL) and REDIS_URL."""
+    settings = load_settings()
+    if not settings.database_url or not settings.redis_url:
+        raise CliError(
+            "the worker needs DATABASE_URL (PostgreSQL) and REDIS_URL; without them "
+            "`backtester serve` runs the work in-process"
+        )
+    _configure_logging(settings.log_level)
+    from workers.arq_worker import run_worker
+
+    run_worker(
+        database_url=settings.database_url,
+        redis_url=settings.redis_url,
+        data_dir=settings.data_dir,
+        concurrency=settings.worker_concurrency,
+        lease_s=settings.lease_seconds,
+        heartbeat_s=settings.heartbeat_seconds,
+        reap_interval_s=settings.reap_interval_seconds,
+        queued_grace_s=settings.queued_grace_seconds,
+        burst=burst,
+    )
+
+
+@main.command()
+@one_line_errors
+def migrate() -> None:
+    """Bring the database schema up to date (the embedded server does this itself)."""
+    from app.stack import prepare_database
+
+    settings = load_settings()
+    asyncio.run(prepare_database(settings))
+    click.echo(f"migrated: {settings.describe()}")
+
+
+@main.command("export-schema")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Write to FILE instead of standard output.",
+)
+@one_line_errors
+def export_schema(output: Path | None) -> None:
+    """Print the GraphQL schema (SDL), as committed in schema.graphql."""
+    from graph.schema import schema_sdl
+
+    sdl = schema_sdl()
+    if output is None:
+        click.echo(sdl, nl=False)
+    else:
+        output.write_text(sdl, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
+
+@main.command()
+@click.option("--strategy", default="ema_crossover", show_default=True)
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait.")
+@one_line_errors
+def demo(strategy: str, timeout: float) -> None:
+    """Load the sample datasets and run one backtest in this process, then summarise it."""
+    from app.demo import run_demo
+
+    settings = load_settings(load_samples=True)
+    click.echo(asyncio.run(run_demo(settings, strategy=strategy, timeout=timeout)))

@@ -1,0 +1,133 @@
+"""Parameter sweeps: metrics of many parameter sets from one parallel compiled call.
+
+Every set is simulated by the same kernel and scored by the same metrics core as a full
+`run_backtest`, so `sweep_row(result, j)` equals the full run's `metrics` exactly (bit for
+bit); only trade lists, monthly returns and timing are left out. Results are dicts of
+float64 arrays keyed by `engine.metrics.METRIC_KEYS`, NaN where a metric is undefined.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import parallel_chunksize
+
+from engine.backtest import (
+    annualization,
+    as_options,
+    as_signals,
+    kernel_inputs,
+    readonly_view,
+    sim_params,
+)
+from engine.bars import Bars
+from engine.errors import EngineInputError
+from engine.metrics import METRIC_KEYS, metrics_to_dict
+from engine.options import EngineOptions
+from engine.sweep_nb import sweep_ema_nb, sweep_signals_nb
+
+__all__ = ["sweep", "sweep_ema_crossover", "sweep_row", "sweep_signals"]
+
+# EMA matrices above this size are built group by group (a few distinct periods at a time).
+_EMA_BYTES = 256 * 2**20
+
+
+def _as_dict(matrix: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: np.ascontiguousarray(matrix[:, j]) for j, k in enumerate(METRIC_KEYS)}
+
+
+def sweep_row(result: dict[str, np.ndarray], j: int) -> dict[str, float | int | None]:
+    """Set j's metrics as the dict a full run reports (None for undefined, ints for counts)."""
+    return metrics_to_dict(np.array([result[k][j] for k in METRIC_KEYS], dtype=np.float64))
+
+
+def sweep_signals(
+    bars: Bars,
+    signals: np.ndarray,
+    options: EngineOptions | dict[str, Any] | None = None,
+) -> dict[str, np.ndarray]:
+    """Metrics of each row of `signals` [n_sets, n_bars] (values -1/0/+1) under `options`."""
+    opts = as_options(options)
+    n = len(bars)
+    sig = np.asarray(signals)
+    if sig.ndim != 2 or sig.shape[1] != n:
+        raise EngineInputError(
+            f"signals must be a matrix [n_sets, {n}] (one row per set), got shape {sig.shape}"
+        )
+    sig, bad = as_signals(sig)
+    if bad >= 0:
+        row, col = divmod(bad, n)
+        raise EngineInputError(f"signals set {row}, bar {col}: expected -1, 0 or +1")
+    o, h, lo, c, atr, day_id, minute = kernel_inputs(bars, opts)
+    bpy = annualization(bars)
+    with parallel_chunksize(1):  # sets differ in cost: hand them out one at a time
+        out = sweep_signals_nb(o, h, lo, c, sig, atr, day_id, minute, sim_params(opts),
+                           readonly_view(bars.ts), bpy)
+    return _as_dict(out)
+
+
+def _periods(name: str, values: Any, n_sets: int | None) -> np.ndarray:
+    arr = np.atleast_1d(np.asarray(values))
+    if arr.ndim != 1 or (n_sets is not None and arr.shape[0] != n_sets):
+        raise EngineInputError(f"{name} must be a 1-D array with one period per set")
+    if arr.size and (not np.issubdtype(arr.dtype, np.number) or np.any(arr != np.round(arr))):
+        raise EngineInputError(f"{name} periods must be whole numbers")
+    arr = arr.astype(np.int64)
+    if arr.size and arr.min() < 1:
+        raise EngineInputError(f"{name} periods must be >= 1, got {int(arr.min())}")
+    return arr
+
+
+def sweep_ema_crossover(
+    bars: Bars,
+    fast: Any,
+    slow: Any,
+    long_only: Any = False,
+    options: EngineOptions | dict[str, Any] | None = None,
+) -> dict[str, np.ndarray]:
+    """Fused EMA-crossover sweep: set j trades EMA(fast[j]) vs EMA(slow[j]) on the close.
+
+    Signals match strategies.ema_crossover: +1 while fast > slow, -1 (0 when
+    long_only[j]) while fast < slow, 0 while either EMA is undefined or they are equal.
+    `long_only` is a bool or one bool per set; `options.direction` applies on top.
+    Each distinct period's EMA (engine.indicators.ema_nb) is computed once.
+    """
+    opts = as_options(options)
+    f = _periods("fast", fast, None)
+    s = _periods("slow", slow, f.shape[0])
+    lo_arr = np.broadcast_to(np.asarray(long_only, dtype=np.bool_), f.shape).copy()
+    n_sets = f.shape[0]
+    if n_sets == 0:
+        return {k: np.empty(0) for k in METRIC_KEYS}
+    o, h, lo, c, atr, day_id, minute = kernel_inputs(bars, opts)
+    p = sim_params(opts)
+    ts = readonly_view(bars.ts)
+    bpy = annualization(bars)
+    # Group sets so each group's distinct EMAs fit in memory (one group in practice).
+    max_periods = max(2, _EMA_BYTES // (8 * max(len(bars), 1)))
+    order = np.lexsort((s, f))
+    out = np.empty((n_sets, len(METRIC_KEYS)))
+    start = 0
+    while start < n_sets:
+        stop = start
+        seen: set[int] = set()
+        while stop < n_sets:
+            j = order[stop]
+            new = {int(f[j]), int(s[j])} - seen
+            if len(seen) + len(new) > max_periods and stop > start:
+                break
+            seen |= new
+            stop += 1
+        idx = order[start:stop]
+        periods = np.array(sorted(seen), dtype=np.int64)
+        fi = np.searchsorted(periods, f[idx]).astype(np.int64)
+        si = np.searchsorted(periods, s[idx]).astype(np.int64)
+        with parallel_chunksize(1):
+            out[idx] = sweep_ema_nb(o, h, lo, c, periods, fi, si, lo_arr[idx], atr, day_id,
+                                    minute, p, ts, bpy)
+        start = stop
+    return _as_dict(out)
+
+
+sweep = sweep_signals

@@ -1,0 +1,90 @@
+"""Subscriptions: `runProgress(id)` for one run and `runEvents` for every run's status.
+
+`runProgress` sends a snapshot read from the database, then the bus's live events in
+`seq` order, then the terminal event (read from the database), then completes. The
+following itself is `Services.run_events`; this module only shapes its events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator
+from enum import Enum
+from typing import Any
+
+import strawberry
+
+from graph.context import Info
+from graph.runs import EquityPoint, Run, RunStatus
+from graph.scalars import JSON, json_safe
+from store import runs as run_store
+
+
+@strawberry.enum
+class RunEventType(Enum):
+    SNAPSHOT = "snapshot"
+    PROGRESS = "progress"
+    STATUS = "status"
+    TERMINAL = "terminal"
+
+
+@strawberry.type(description="A change in a run: progress, new equity points, status, the end.")
+class RunEvent:
+    run_id: strawberry.ID
+    seq: int = strawberry.field(description="Increases with every event of a run.")
+    type: RunEventType
+    status: RunStatus
+    progress: float
+    stage: str | None
+    equity: list[EquityPoint] = strawberry.field(
+        description="Equity points added since the previous event (epoch ms, value)."
+    )
+    metrics: JSON | None
+    error: str | None
+
+    @strawberry.field(description="The run as stored now (read from the database).")
+    async def run(self, info: Info) -> Run:
+        return Run.from_row(await run_store.get_run(info.context.services.db, str(self.run_id)))
+
+    @classmethod
+    def from_bus(cls, event: dict[str, Any]) -> RunEvent:
+        points = event.get("equity") or []
+        return cls(
+            run_id=strawberry.ID(str(event["run_id"])),
+            seq=int(event.get("seq") or 0),
+            type=RunEventType(event.get("type", "progress")),
+            status=RunStatus(str(event.get("status", "RUNNING")).upper()),
+            progress=float(event.get("progress") or 0.0),
+            stage=event.get("stage"),
+            equity=[
+                EquityPoint(t=float(t), value=float(v))  # type: ignore[arg-type]
+                for t, v in points
+                if v is not None
+            ],
+            metrics=json_safe(event["metrics"]) if event.get("metrics") is not None else None,
+            error=event.get("error"),
+        )
+
+
+@strawberry.type
+class RunSubscriptions:
+    @strawberry.subscription(
+        description="One run's progress: a snapshot, live events (progress with new equity "
+        "points, status changes), the terminal event, then the stream completes. Pass "
+        "`afterSeq` when resuming to skip events already seen."
+    )
+    async def run_progress(
+        self, info: Info, id: strawberry.ID, after_seq: int = 0
+    ) -> AsyncGenerator[RunEvent, None]:
+        events = info.context.services.run_events(str(id), after_seq=after_seq)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                yield RunEvent.from_bus(event)
+
+    @strawberry.subscription(
+        description="Status changes of every run (queued, running, finished), for dashboards."
+    )
+    async def run_events(self, info: Info) -> AsyncGenerator[RunEvent, None]:
+        async with info.context.services.subscribe_all() as subscription:
+            async for event in subscription:
+                yield RunEvent.from_bus(event)

@@ -1,0 +1,1 @@
+"""Alembic environment and versions: one migration history for PostgreSQL and SQLite."""

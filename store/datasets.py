@@ -1,0 +1,360 @@
+"""Datasets: OHLCV bars saved as Parquet blobs keyed by content hash, plus their metadata rows.
+
+The same bars saved twice give the same row (deduplicated by content hash). Loaded
+bars are cached by content hash in a small LRU, because every run of a dataset loads
+the same immutable arrays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from engine.bars import Bars, read_csv_simple
+from store.blobs import BlobStore
+from store.db import Database
+from store.errors import ConflictError, NotFoundError
+from store.models import TERMINAL_STATUSES, DatasetRow, RunRow, utcnow
+from store.pagination import Page, check_first, decode_cursor, encode_cursor
+
+__all__ = [
+    "BARS_CACHE",
+    "SAMPLES",
+    "BarsCache",
+    "bars_from_parquet",
+    "bars_to_parquet",
+    "content_hash",
+    "delete_dataset",
+    "ensure_sample_datasets",
+    "get_dataset",
+    "infer_timeframe",
+    "list_datasets",
+    "load_bars",
+    "samples_dir",
+    "save_dataset",
+]
+
+_COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+def content_hash(bars: Bars) -> str:
+    """sha256 over the arrays and the time zone: equal bars, equal hash."""
+    h = hashlib.sha256(f"bars-v1:{bars.tz}:{len(bars)}".encode())
+    for arr in (bars.ts, *(getattr(bars, c) for c in _COLUMNS)):
+        h.update(np.ascontiguousarray(arr).view(np.uint8).data)
+    return h.hexdigest()
+
+
+def bars_to_parquet(bars: Bars) -> bytes:
+    """Parquet bytes: int64 ns `ts`, float64 OHLCV, the time zone in the schema metadata."""
+    table = pa.table(
+        {"ts": pa.array(bars.ts, pa.int64()), **{c: pa.array(getattr(bars, c)) for c in _COLUMNS}}
+    ).replace_schema_metadata({"tz": bars.tz, "format": "bars-v1"})
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()
+
+
+def bars_from_parquet(data: bytes) -> Bars:
+    table = pq.read_table(io.BytesIO(data))
+    tz = (table.schema.metadata or {}).get(b"tz", b"UTC").decode()
+    cols = {name: table.column(name).to_numpy() for name in ("ts", *_COLUMNS)}
+    # Saved bars were validated when saved; only the OHLC consistency check is relaxed,
+    # so data that was accepted with check_ohlc=False loads again.
+    return Bars.from_arrays(**cols, tz=tz, check_ohlc=False)
+
+
+def infer_timeframe(ts: np.ndarray) -> str:
+    """'1m', '5m', '1h', '1d', ... from the most common bar spacing."""
+    if len(ts) < 2:
+        return "unknown"
+    diffs = np.diff(ts) // 1_000_000_000
+    values, counts = np.unique(diffs[diffs > 0], return_counts=True)
+    if values.size == 0:
+        return "unknown"
+    s = int(values[np.argmax(counts)])
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if s % size == 0:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
+class BarsCache:
+    """A thread-safe LRU of loaded Bars by content hash, bounded by entries and bytes."""
+
+    def __init__(self, max_entries: int = 8, max_bytes: int = 1 << 30) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, Bars] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def _size(bars: Bars) -> int:
+        return len(bars) * 8 * (1 + len(_COLUMNS))
+
+    def get(self, key: str) -> Bars | None:
+        with self._lock:
+            bars = self._items.get(key)
+            if bars is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return bars
+
+    def put(self, key: str, bars: Bars) -> None:
+        with self._lock:
+            self._items[key] = bars
+            self._items.move_to_end(key)
+            while len(self._items) > 1 and (
+                len(self._items) > self.max_entries
+                or sum(map(self._size, self._items.values())) > self.max_bytes
+            ):
+                self._items.popitem(last=False)
+
+    def discard(self, key: str) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+BARS_CACHE = BarsCache()
+
+
+def _blob_key(digest: str) -> str:
+    return f"datasets/{digest}.parquet"
+
+
+async def _by_hash(db: Database, digest: str) -> DatasetRow | None:
+    async with db.session() as s:
+        return (
+            await s.execute(select(DatasetRow).where(DatasetRow.content_hash == digest))
+        ).scalar_one_or_none()
+
+
+async def save_dataset(
+    db: Database,
+    blobs: BlobStore,
+    bars: Bars,
+    *,
+    name: str,
+    symbol: str,
+    exchange: str | None = None,
+    timeframe: str | None = None,
+    source_name: str | None = None,
+    original: bytes | None = None,
+    description: str | None = None,
+    quality: dict[str, Any] | None = None,
+) -> DatasetRow:
+    """Store `bars` (Parquet, keyed by content hash) and a row; the same bars twice give one row."""
+    digest = await asyncio.to_thread(content_hash, bars)
+    existing = await _by_hash(db, digest)
+    if existing is not None:
+        return existing
+    data = await asyncio.to_thread(bars_to_parquet, bars)
+    key = _blob_key(digest)
+    await blobs.put(key, data)
+    original_key = None
+    if original is not None:
+        original_key = f"datasets/{digest}.original"
+        await blobs.put(original_key, original)
+    row = DatasetRow(
+        name=name,
+        symbol=symbol,
+        exchange=exchange,
+        description=description,
+        timezone=bars.tz,
+        timeframe=timeframe or infer_timeframe(bars.ts),
+        rows=len(bars),
+        start_ts=int(bars.ts[0]),
+        end_ts=int(bars.ts[-1]),
+        file_size=len(data),
+        content_hash=digest,
+        blob_key=key,
+        original_key=original_key,
+        source_name=source_name,
+        quality=quality,
+        created_at=utcnow(),
+    )
+    try:
+        async with db.session() as s:
+            s.add(row)
+    except IntegrityError:  # the same bars saved concurrently: theirs wins
+        existing = await _by_hash(db, digest)
+        if existing is None:
+            raise
+        return existing
+    BARS_CACHE.put(digest, bars)
+    return row
+
+
+async def get_dataset(db: Database, dataset_id: int) -> DatasetRow:
+    async with db.session() as s:
+        row = await s.get(DatasetRow, dataset_id)
+    if row is None:
+        raise NotFoundError("dataset", dataset_id)
+    return row
+
+
+async def load_bars(db: Database, blobs: BlobStore, dataset_id: int) -> Bars:
+    """The dataset's bars, from the LRU cache when another run loaded them already."""
+    row = await get_dataset(db, dataset_id)
+    cached = BARS_CACHE.get(row.content_hash)
+    if cached is not None:
+        return cached
+    data = await blobs.get(row.blob_key)
+    bars = await asyncio.to_thread(bars_from_parquet, data)
+    BARS_CACHE.put(row.content_hash, bars)
+    return bars
+
+
+async def list_datasets(
+    db: Database,
+    *,
+    symbol: str | None = None,
+    timeframe: str | None = None,
+    first: int | None = None,
+    after: str | None = None,
+) -> Page[DatasetRow]:
+    """Datasets newest first; `first=None` returns them all. The page iterates like a list."""
+    q = select(DatasetRow).order_by(DatasetRow.id.desc())
+    if symbol is not None:
+        q = q.where(DatasetRow.symbol == symbol)
+    if timeframe is not None:
+        q = q.where(DatasetRow.timeframe == timeframe)
+    if after is not None:
+        (last_id,) = decode_cursor(after, 1)
+        q = q.where(DatasetRow.id < int(last_id))
+    size = None if first is None else check_first(first)
+    if size is not None:
+        q = q.limit(size + 1)
+    async with db.session() as s:
+        rows = list((await s.execute(q)).scalars())
+    more = size is not None and len(rows) > size
+    rows = rows[:size] if size is not None else rows
+    cursors = [encode_cursor([r.id]) for r in rows]
+    return Page(rows, cursors[-1] if more and cursors else None, cursors)
+
+
+async def delete_dataset(
+    db: Database, blobs: BlobStore, dataset_id: int, *, force: bool = False
+) -> None:
+    """Delete a dataset and its blobs; ConflictError while runs use it, unless `force`.
+
+    With `force`, runs keep their results and lose the link (dataset_id becomes NULL).
+    """
+    row = await get_dataset(db, dataset_id)
+    async with db.session() as s:
+        total, active = (
+            await s.execute(
+                select(
+                    func.count(RunRow.id),
+                    func.count(RunRow.id).filter(RunRow.status.not_in(TERMINAL_STATUSES)),
+                ).where(RunRow.dataset_id == dataset_id)
+            )
+        ).one()
+    if total and not force:
+        raise ConflictError(
+            f"dataset {dataset_id} ({row.name}) is used by {total} run(s), {active} of them "
+            "queued or running; delete those runs first or delete with force"
+        )
+    async with db.session() as s:
+        found = await s.get(DatasetRow, dataset_id)
+        if found is not None:
+            await s.delete(found)
+    for key in (row.blob_key, row.original_key):
+        if key:
+            await blobs.delete(key)
+    BARS_CACHE.discard(row.content_hash)
+
+
+SAMPLES: tuple[dict[str, str], ...] = (
+    {
+        "file": "nifty_1min_sample.csv.gz",
+        "name": "NIFTY synthetic 1-minute sample",
+        "timeframe": "1m",
+    },
+    {
+        "file": "nifty_daily_sample.csv.gz",
+        "name": "NIFTY synthetic daily sample",
+        "timeframe": "1d",
+    },
+)
+SAMPLE_SYMBOL = "NIFTY-SYNTH"
+SAMPLE_TZ = "Asia/Kolkata"
+
+
+def samples_dir(override: str | os.PathLike[str] | None = None) -> Path:
+    """Where the shipped samples live: `override`, else $BT_SAMPLES_DIR, else the checkout's data/."""
+    if override is not None:
+        return Path(override)
+    env = os.environ.get("BT_SAMPLES_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "data"
+
+
+async def ensure_sample_datasets(
+    db: Database, blobs: BlobStore, *, directory: str | os.PathLike[str] | None = None
+) -> list[DatasetRow]:
+    """Load the shipped sample datasets once (idempotent); missing files are skipped."""
+    folder = samples_dir(directory)
+    out: list[DatasetRow] = []
+    for sample in SAMPLES:
+        path = folder / sample["file"]
+        async with db.session() as s:
+            existing = (
+                await s.execute(
+                    select(DatasetRow)
+                    .where(DatasetRow.symbol == SAMPLE_SYMBOL)
+                    .where(DatasetRow.source_name == sample["file"])
+                    .order_by(DatasetRow.id)
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+        if existing is not None and await blobs.exists(existing.blob_key):
+            out.append(existing)
+            continue
+        if not path.is_file():
+            continue
+        bars = await asyncio.to_thread(read_csv_simple, path, SAMPLE_TZ)
+        if existing is not None and existing.content_hash == content_hash(bars):
+            # The row survived but its blob did not (e.g. a wiped blob folder): restore it.
+            await blobs.put(existing.blob_key, await asyncio.to_thread(bars_to_parquet, bars))
+            out.append(existing)
+            continue
+        out.append(
+            await save_dataset(
+                db,
+                blobs,
+                bars,
+                name=sample["name"],
+                symbol=SAMPLE_SYMBOL,
+                exchange="NSE",
+                timeframe=sample["timeframe"],
+                source_name=sample["file"],
+                description="Synthetic, seeded NIFTY-like bars shipped with the service "
+                "(not market data).",
+            )
+        )
+    return out

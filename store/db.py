@@ -1,0 +1,147 @@
+"""The async database handle (`Database`) and programmatic alembic migrations.
+
+One code path for PostgreSQL (asyncpg) and SQLite (aiosqlite). SQLite connections
+get WAL, a busy timeout and foreign keys, so the embedded server and its worker
+threads can share one file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import StaticPool
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "Database",
+    "alembic_config",
+    "async_url",
+    "create_engine_for",
+    "run_migrations",
+]
+
+MIGRATIONS_DIR = Path(importlib.util.find_spec("migrations").origin).parent  # type: ignore[union-attr, arg-type]
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+Dialect = Literal["postgresql", "sqlite"]
+
+
+def async_url(url: str | URL) -> URL:
+    """The async-driver form of a database URL: postgresql:// -> postgresql+asyncpg://,
+    sqlite:/// -> sqlite+aiosqlite:///; others are returned unchanged."""
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg"):
+        return u.set(drivername="postgresql+asyncpg")
+    if u.drivername in ("sqlite", "sqlite+pysqlite"):
+        return u.set(drivername="sqlite+aiosqlite")
+    return u
+
+
+def _dialect_of(url: URL) -> Dialect:
+    name = url.get_backend_name()
+    if name == "postgresql":
+        return "postgresql"
+    if name == "sqlite":
+        return "sqlite"
+    raise ValueError(
+        f"unsupported database {url.render_as_string(hide_password=True)!r}: "
+        "use postgresql+asyncpg://... or sqlite+aiosqlite:///path"
+    )
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def _is_memory_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def create_engine_for(url: str | URL, **kwargs: Any) -> AsyncEngine:
+    """An AsyncEngine with this project's per-dialect settings (used by alembic too)."""
+    u = async_url(url)
+    dialect = _dialect_of(u)
+    opts: dict[str, Any] = dict(kwargs)
+    if dialect == "sqlite":
+        opts.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        if _is_memory_sqlite(u):
+            opts.setdefault("poolclass", StaticPool)  # one shared in-memory database
+        elif u.database:
+            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    else:
+        opts.setdefault("pool_pre_ping", True)
+    engine = create_async_engine(u, **opts)
+    if dialect == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+    return engine
+
+
+class Database:
+    """An async engine plus a session factory; `session()` commits on success."""
+
+    def __init__(self, url: str | URL, **engine_kwargs: Any) -> None:
+        self.url = async_url(url)
+        self.dialect: Dialect = _dialect_of(self.url)
+        self.engine: AsyncEngine = create_engine_for(self.url, **engine_kwargs)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction: committed when the block succeeds, else rolled back."""
+        async with self._sessions() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+
+def alembic_config(url: str | URL) -> Any:
+    """An alembic `Config` for our migrations folder, no alembic.ini needed."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # Passed as an attribute, not an ini option: passwords with '%' would break configparser.
+    cfg.attributes["database_url"] = async_url(url)
+    return cfg
+
+
+def run_migrations(url: str | URL, revision: str = "head") -> None:
+    """Upgrade the database to `revision` (sync; call it in a thread from async code)."""
+    from alembic import command
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise RuntimeError("run_migrations is synchronous: call it via asyncio.to_thread")
+    command.upgrade(alembic_config(url), revision)

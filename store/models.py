@@ -1,0 +1,266 @@
+"""SQLAlchemy 2 models: datasets, strategies, runs, trades, equity curves and blobs.
+
+Types are portable so one alembic history serves PostgreSQL and SQLite: JSON,
+LargeBinary, BigInteger nanosecond timestamps, and `UTCDateTime` (aware datetimes,
+stored as UTC). Enums are plain strings, which keeps migrations free of
+database-specific enum types.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "Base",
+    "BlobRow",
+    "DatasetRow",
+    "EquityRow",
+    "RunRow",
+    "RunStatus",
+    "StrategyRow",
+    "TradeRow",
+    "UTCDateTime",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC (the only kind the store accepts)."""
+    return datetime.now(UTC)
+
+
+class RunStatus(StrEnum):
+    """Lifecycle of a run: QUEUED -> RUNNING -> one of the three terminal states."""
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out; naive values are refused.
+
+    SQLite keeps them as naive UTC text in one fixed format, so comparisons in SQL
+    (lease expiry, cursors) order correctly there too.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store only accepts aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class StatusType(TypeDecorator[RunStatus]):
+    """A `RunStatus` stored as a short string."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else RunStatus(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> RunStatus | None:
+        return None if value is None else RunStatus(value)
+
+
+# Deterministic constraint names: the migration and the models agree on both databases.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Json = JSON(none_as_null=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class DatasetRow(Base):
+    """An uploaded (or shipped) OHLCV dataset; the bars live in the blob store as Parquet."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    symbol: Mapped[str] = mapped_column(String(64), index=True)
+    exchange: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(Text)
+    timezone: Mapped[str] = mapped_column(String(64))
+    timeframe: Mapped[str] = mapped_column(String(16), index=True)
+    rows: Mapped[int] = mapped_column(Integer)
+    start_ts: Mapped[int] = mapped_column(BigInteger)
+    end_ts: Mapped[int] = mapped_column(BigInteger)
+    file_size: Mapped[int] = mapped_column(BigInteger)
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    blob_key: Mapped[str] = mapped_column(String(200))
+    original_key: Mapped[str | None] = mapped_column(String(200))
+    source_name: Mapped[str | None] = mapped_column(String(300))
+    quality: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"DatasetRow(id={self.id}, name={self.name!r}, rows={self.rows})"
+
+
+class StrategyRow(Base):
+    """A strategy known to the service (built-in or user folder), soft-deletable."""
+
+    __tablename__ = "strategies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    module: Mapped[str] = mapped_column(String(300))
+    class_name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    params_schema: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    validation_status: Mapped[str] = mapped_column(String(16), default="unknown")
+    validation_error: Mapped[str | None] = mapped_column(Text)
+    last_validated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    usage_count: Mapped[int] = mapped_column(Integer, default=0)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class RunRow(Base):
+    """One backtest run; the database is the only authority on its state."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_created_at_id", "created_at", "id"),
+        Index("ix_runs_status_lease", "status", "lease_expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    status: Mapped[RunStatus] = mapped_column(StatusType(), default=RunStatus.QUEUED)
+    seq: Mapped[int] = mapped_column(BigInteger, default=1)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    stage: Mapped[str] = mapped_column(String(32), default="queued")
+    strategy: Mapped[str] = mapped_column(String(100), index=True)
+    dataset_id: Mapped[int | None] = mapped_column(
+        ForeignKey("datasets.id", ondelete="SET NULL"), index=True
+    )
+    params: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    options: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    monthly_returns: Mapped[list[dict[str, Any]] | None] = mapped_column(Json)
+    engine_info: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    n_bars: Mapped[int | None] = mapped_column(BigInteger)
+    n_trades: Mapped[int | None] = mapped_column(Integer)
+
+    @property
+    def terminal(self) -> bool:
+        return RunStatus(self.status).terminal
+
+    def __repr__(self) -> str:
+        return f"RunRow(id={self.id!r}, status={self.status!s}, attempt={self.attempt})"
+
+
+class TradeRow(Base):
+    """One trade of a run, in the engine's order (closed trades, then the open one)."""
+
+    __tablename__ = "trades"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    side: Mapped[int] = mapped_column(SmallInteger)
+    qty: Mapped[float] = mapped_column(Float)
+    entry_time: Mapped[int] = mapped_column(BigInteger)
+    exit_time: Mapped[int | None] = mapped_column(BigInteger)
+    entry_idx: Mapped[int] = mapped_column(BigInteger)
+    exit_idx: Mapped[int | None] = mapped_column(BigInteger)
+    entry_price: Mapped[float] = mapped_column(Float)
+    exit_price: Mapped[float | None] = mapped_column(Float)
+    pnl: Mapped[float] = mapped_column(Float)
+    commission: Mapped[float] = mapped_column(Float)
+    exit_reason: Mapped[str | None] = mapped_column(String(16))
+    is_open: Mapped[bool] = mapped_column(Boolean, default=False)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(Json)
+
+
+class EquityRow(Base):
+    """A run's whole equity curve in one row: zlib-compressed int64 ts and float64 values."""
+
+    __tablename__ = "equity_curves"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    n_points: Mapped[int] = mapped_column(BigInteger)
+    encoding: Mapped[str] = mapped_column(String(32))
+    ts_data: Mapped[bytes] = mapped_column(LargeBinary)
+    equity_data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class BlobRow(Base):
+    """Bytes by key, for `DatabaseBlobStore` (dataset Parquet files in team deployments)."""
+
+    __tablename__ = "blobs"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,0 +1,252 @@
+"""The progress bus: run events from workers to subscribers (in memory, or Redis pub/sub).
+
+The bus is for liveness only; the database holds every result. Publishing never raises
+for a lost connection (it logs), and Redis subscriptions reconnect and resubscribe on
+their own, so a Redis restart costs at most the events published while it was down.
+
+Event dict: {"run_id", "seq", "type": "snapshot"|"progress"|"status"|"terminal",
+"status", "progress", "stage", "equity": [[ts_ms, value], ...], "metrics"?, "error"?}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
+
+from workers.constants import ALL_RUNS_CHANNEL, run_channel
+
+__all__ = ["InMemoryBus", "ProgressBus", "RedisBus", "Subscription", "channels_for"]
+
+log = logging.getLogger("backtester.bus")
+
+Event = dict[str, Any]
+_CLOSED: Any = object()
+BROADCAST_TYPES = frozenset({"status", "terminal"})
+
+
+def channels_for(run_id: str, event: Event) -> list[str]:
+    """A run's own channel always; status and terminal events also go to the all-runs channel."""
+    if event.get("type") in BROADCAST_TYPES:
+        return [run_channel(run_id), ALL_RUNS_CHANNEL]
+    return [run_channel(run_id)]
+
+
+class Subscription(AsyncIterator[Event]):
+    """Events of one channel. Use `async with` to be subscribed before reading anything else.
+
+    Iterate it, or call `get(timeout)` (None on timeout) to wait without ending the
+    subscription. A slow reader loses the oldest buffered events, never blocks publishers.
+    """
+
+    def __init__(self, channel: str, max_buffer: int = 1000) -> None:
+        self.channel = channel
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(max_buffer)
+        self._started = False
+        self._closed = False
+
+    async def _open(self) -> None:  # subclasses subscribe here
+        pass
+
+    async def _close(self) -> None:
+        pass
+
+    def push(self, event: Any) -> None:
+        if self._queue.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self._queue.get_nowait()
+        self._queue.put_nowait(event)
+
+    async def start(self) -> Self:
+        if not self._started:
+            self._started = True
+            await self._open()
+        return self
+
+    async def get(self, timeout: float | None = None) -> Event | None:
+        """The next event, or None after `timeout` seconds; StopAsyncIteration once closed."""
+        await self.start()
+        if self._closed and self._queue.empty():
+            raise StopAsyncIteration
+        try:
+            item = await asyncio.wait_for(self._queue.get(), timeout)
+        except TimeoutError:
+            return None
+        if item is _CLOSED:
+            self._closed = True
+            raise StopAsyncIteration
+        return item  # type: ignore[no-any-return]
+
+    async def __anext__(self) -> Event:
+        event = await self.get(None)
+        assert event is not None
+        return event
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.push(_CLOSED)
+            await self._close()
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+@runtime_checkable
+class ProgressBus(Protocol):
+    async def publish(self, run_id: str, event: Event) -> None: ...
+
+    def subscribe(self, run_id: str) -> Subscription: ...
+
+    def subscribe_all(self) -> Subscription: ...
+
+    async def close(self) -> None: ...
+
+
+class _MemorySubscription(Subscription):
+    def __init__(self, bus: InMemoryBus, channel: str) -> None:
+        super().__init__(channel)
+        self._bus = bus
+
+    async def _open(self) -> None:
+        self._bus._subs.setdefault(self.channel, set()).add(self)
+
+    async def _close(self) -> None:
+        subs = self._bus._subs.get(self.channel)
+        if subs is not None:
+            subs.discard(self)
+            if not subs:
+                del self._bus._subs[self.channel]
+
+
+class InMemoryBus:
+    """One process: publishers and subscribers share the event loop (embedded default)."""
+
+    def __init__(self) -> None:
+        self._subs: dict[str, set[_MemorySubscription]] = {}
+
+    async def publish(self, run_id: str, event: Event) -> None:
+        for channel in channels_for(run_id, event):
+            for sub in list(self._subs.get(channel, ())):
+                sub.push(dict(event))
+
+    def subscribe(self, run_id: str) -> Subscription:
+        return _MemorySubscription(self, run_channel(run_id))
+
+    def subscribe_all(self) -> Subscription:
+        return _MemorySubscription(self, ALL_RUNS_CHANNEL)
+
+    async def close(self) -> None:
+        for subs in list(self._subs.values()):
+            for sub in list(subs):
+                await sub.aclose()
+
+
+def _redis_client(url: str) -> Any:
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return aioredis.Redis.from_url(
+        url,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, OSError],
+    )
+
+
+class _RedisSubscription(Subscription):
+    """A pub/sub connection of its own, pumped into the buffer by a task that reconnects."""
+
+    def __init__(self, bus: RedisBus, channel: str) -> None:
+        super().__init__(channel)
+        self._bus = bus
+        self._pump: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def _open(self) -> None:
+        self._pump = asyncio.create_task(self._run(), name=f"redis-sub {self.channel}")
+        self._bus._subs.add(self)
+        # Wait (briefly) until SUBSCRIBE is acknowledged, so nothing published after
+        # `start()` returns is missed; if Redis is down the pump keeps retrying.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), 3.0)
+
+    async def _run(self) -> None:
+        delay = 0.1
+        while not self._closed:
+            pubsub = self._bus._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self._ready.set()
+                delay = 0.1
+                while not self._closed:
+                    msg = await pubsub.get_message(timeout=1.0)
+                    if msg is not None and msg.get("type") == "message":
+                        try:
+                            self.push(json.loads(msg["data"]))
+                        except (TypeError, ValueError):
+                            log.warning("ignoring a malformed event on %s", self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # connection lost: wait, then subscribe again
+                log.warning("subscription to %s lost (%s); reconnecting", self.channel, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    async def _close(self) -> None:
+        self._bus._subs.discard(self)
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._pump
+
+
+class RedisBus:
+    """Redis pub/sub: one channel per run plus one for every run's status changes."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.redis_url = redis_url
+        self._client = _redis_client(redis_url)
+        self._subs: set[_RedisSubscription] = set()
+        self._last_warning = 0.0
+
+    async def publish(self, run_id: str, event: Event) -> None:
+        data = json.dumps(event, separators=(",", ":"), allow_nan=False)
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for channel in channels_for(run_id, event):
+                    pipe.publish(channel, data)
+                await pipe.execute()
+        except Exception as exc:  # liveness only: the database has the truth
+            now = time.monotonic()
+            if now - self._last_warning > 5:
+                self._last_warning = now
+                log.warning("could not publish run event (%s); subscribers fall back to polling", exc)
+
+    def subscribe(self, run_id: str) -> Subscription:
+        return _RedisSubscription(self, run_channel(run_id))
+
+    def subscribe_all(self) -> Subscription:
+        return _RedisSubscription(self, ALL_RUNS_CHANNEL)
+
+    async def close(self) -> None:
+        for sub in list(self._subs):
+            await sub.aclose()
+        await self._client.aclose()

@@ -1,0 +1,170 @@
+"""Job queues: the `JobQueue` protocol, the in-process queue and the arq (Redis) queue.
+
+Enqueueing is idempotent per (run, attempt): the job id is the run id, or
+`<run id>:<attempt>` when the reaper re-dispatches a run after attempt N died. Running
+a job twice is harmless anyway: only one `claim_run` can win.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from typing import Any, Protocol, runtime_checkable
+
+from workers.constants import DEFAULT_QUEUE, JOB_RUN_BACKTEST, job_id_for
+from workers.jobs import WorkerContext, execute_run
+from workers.reaper import reaper_loop
+
+__all__ = ["ArqQueue", "InProcessQueue", "JobQueue", "redis_settings"]
+
+log = logging.getLogger("backtester.queue")
+
+
+@runtime_checkable
+class JobQueue(Protocol):
+    async def enqueue_run(self, run_id: str, *, attempt: int = 0) -> None: ...
+
+    async def depth(self) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+class InProcessQueue:
+    """Embedded default: asyncio tasks in this process, engine chunks in threads.
+
+    At most `concurrency` runs at a time; the reaper runs every `reap_interval_s`, so
+    runs left QUEUED or orphaned by a previous process are picked up after a restart.
+    """
+
+    def __init__(
+        self,
+        ctx: WorkerContext,
+        *,
+        concurrency: int = 2,
+        reap_interval_s: float = 5.0,
+        queued_grace_s: float = 30.0,
+    ) -> None:
+        self.ctx = ctx
+        self.concurrency = concurrency
+        self.reap_interval_s = reap_interval_s
+        self.queued_grace_s = queued_grace_s
+        self._sem = asyncio.Semaphore(concurrency)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._waiting = 0
+        self._reaper: asyncio.Task[None] | None = None
+        self._closed = False
+        with contextlib.suppress(RuntimeError):  # started later if built outside a loop
+            asyncio.get_running_loop()
+            self._start_reaper()
+
+    def _start_reaper(self) -> None:
+        if self._reaper is None and not self._closed:
+            self._reaper = asyncio.create_task(
+                reaper_loop(
+                    self.ctx.db, self, self.ctx.bus,
+                    interval_s=self.reap_interval_s, queued_grace_s=self.queued_grace_s,
+                ),
+                name="backtester-reaper",
+            )
+
+    async def enqueue_run(self, run_id: str, *, attempt: int = 0) -> None:
+        if self._closed:
+            raise RuntimeError("the in-process queue is closed")
+        self._start_reaper()
+        task = self._tasks.get(run_id)
+        if task is not None and not task.done():
+            return
+        self._waiting += 1
+        self._tasks[run_id] = asyncio.create_task(self._run(run_id), name=f"run {run_id}")
+
+    async def _run(self, run_id: str) -> None:
+        waiting = True
+        try:
+            async with self._sem:
+                self._waiting -= 1
+                waiting = False
+                await execute_run(self.ctx, run_id)
+        except Exception:
+            log.exception("in-process job for run %s crashed", run_id)
+        finally:
+            if waiting:
+                self._waiting -= 1
+            if self._tasks.get(run_id) is asyncio.current_task():
+                del self._tasks[run_id]
+
+    async def depth(self) -> int:
+        """Runs waiting for a free slot."""
+        return self._waiting
+
+    async def join(self) -> None:
+        """Wait until every enqueued run has finished (tests, the demo command)."""
+        while tasks := [t for t in self._tasks.values() if not t.done()]:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop the reaper and cancel running jobs (they hand their runs back)."""
+        self._closed = True
+        tasks = [t for t in (self._reaper, *self._tasks.values()) if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def redis_settings(redis_url: str) -> Any:
+    """arq RedisSettings from a URL, retrying commands through short Redis outages."""
+    from arq.connections import RedisSettings
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return dataclasses.replace(
+        RedisSettings.from_dsn(redis_url),
+        conn_timeout=2,
+        conn_retries=30,
+        conn_retry_delay=1,
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, OSError],
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 30),
+    )
+
+
+class ArqQueue:
+    """Team deployment: arq jobs on Redis, run by `backtester worker` processes."""
+
+    def __init__(self, redis_url: str, queue_name: str = DEFAULT_QUEUE, *, pool: Any = None) -> None:
+        self.redis_url = redis_url
+        self.queue_name = queue_name
+        self._pool = pool
+        self._owns_pool = pool is None
+        self._lock = asyncio.Lock()
+
+    async def _get_pool(self) -> Any:
+        if self._pool is None:
+            async with self._lock:
+                if self._pool is None:
+                    from arq import create_pool
+
+                    self._pool = await create_pool(
+                        redis_settings(self.redis_url), default_queue_name=self.queue_name
+                    )
+        return self._pool
+
+    async def enqueue_run(self, run_id: str, *, attempt: int = 0) -> None:
+        pool = await self._get_pool()
+        job = await pool.enqueue_job(
+            JOB_RUN_BACKTEST, run_id,
+            _job_id=job_id_for(run_id, attempt), _queue_name=self.queue_name,
+        )
+        if job is None:
+            log.debug("run %s (attempt %d) already queued", run_id, attempt)
+
+    async def depth(self) -> int:
+        pool = await self._get_pool()
+        return int(await pool.zcard(self.queue_name))
+
+    async def close(self) -> None:
+        if self._pool is not None and self._owns_pool:
+            await self._pool.aclose()
+        self._pool = None
