@@ -56,6 +56,7 @@ counts, a bar whose open closed the position does not.
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import time
 import weakref
@@ -320,6 +321,28 @@ def as_options(options: EngineOptions | dict[str, Any] | None) -> EngineOptions:
     return EngineOptions.model_validate(options)
 
 
+def _closed_trades(rec: np.ndarray, ts: np.ndarray) -> list[Trade]:
+    """Trade objects from kernel records; column lists + map() beat a per-row loop 3x."""
+    ints = rec[:, [T_ENTRY_IDX, T_EXIT_IDX, T_SIDE, T_BARS_HELD]].astype(np.int64)
+    reasons = np.array(EXIT_REASONS, dtype=object)[rec[:, T_REASON].astype(np.int64)]
+    return list(map(
+        Trade,
+        ts[ints[:, 0]].tolist(),
+        ts[ints[:, 1]].tolist(),
+        ints[:, 0].tolist(),
+        ints[:, 1].tolist(),
+        ints[:, 2].tolist(),
+        rec[:, T_QTY].tolist(),
+        rec[:, T_ENTRY_PRICE].tolist(),
+        rec[:, T_EXIT_PRICE].tolist(),
+        rec[:, T_PNL].tolist(),
+        rec[:, T_COMMISSION].tolist(),
+        reasons.tolist(),
+        itertools.repeat(False),
+        ints[:, 3].tolist(),
+    ))
+
+
 class Backtester:
     """Incremental runner: `step(max_bars)` until done, then `result()`.
 
@@ -387,27 +410,15 @@ class Backtester:
 
     def _trade_list(self) -> list[Trade]:
         s = self._state
-        rec = self._trades[: s.n_trades]
         ts = self.bars.ts
-        ints = rec[:, [T_ENTRY_IDX, T_EXIT_IDX, T_SIDE, T_BARS_HELD]].astype(np.int64)
-        reasons = np.array(EXIT_REASONS, dtype=object)[rec[:, T_REASON].astype(np.int64)]
-        # Column lists + map(): about 3x faster than a per-row Python loop.
-        trades = list(map(
-            Trade,
-            ts[ints[:, 0]].tolist(),
-            ts[ints[:, 1]].tolist(),
-            ints[:, 0].tolist(),
-            ints[:, 1].tolist(),
-            ints[:, 2].tolist(),
-            rec[:, T_QTY].tolist(),
-            rec[:, T_ENTRY_PRICE].tolist(),
-            rec[:, T_EXIT_PRICE].tolist(),
-            rec[:, T_PNL].tolist(),
-            rec[:, T_COMMISSION].tolist(),
-            reasons.tolist(),
-            itertools.repeat(False),
-            ints[:, 3].tolist(),
-        ))
+        # The cyclic GC has nothing to find in fresh Trade objects: pause it meanwhile.
+        gc_was_on = gc.isenabled()
+        gc.disable()
+        try:
+            trades = _closed_trades(self._trades[: s.n_trades], ts)
+        finally:
+            if gc_was_on:
+                gc.enable()
         if s.pos != 0:
             last = self.n_bars - 1
             px = float(self.bars.close[last])

@@ -12,8 +12,8 @@ whole window back (i >= w, or ts_i - ts_0 >= duration) and is NaN before that:
 * drawdown_pct = the maximum drawdown INSIDE the window (peak and trough both in
   equity_{k0-1} .. equity_i), a positive percent (empyrical's roll_max_drawdown).
 
-Kernels are O(n) whatever the window: sliding sums re-anchored every window length (so
-rounding cannot accumulate), and a two-stack sliding aggregate for the drawdown.
+Kernels are O(n) whatever the window: sliding Welford updates recomputed exactly every
+window length (so rounding cannot accumulate), and a two-stack sliding aggregate for the drawdown.
 """
 
 from __future__ import annotations
@@ -78,59 +78,79 @@ def parse_window(window: int | str) -> Window:
 
 @njit(nogil=True, cache=True)
 def _rolling_stats_nb(
-    rets: np.ndarray, lo: np.ndarray, valid: np.ndarray, ann: float, shift: float
+    rets: np.ndarray, lo: np.ndarray, valid: np.ndarray, ann: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(sharpe, volatility as a fraction) per bar; the window of bar i is rets[lo[i]-1 .. i-1]."""
+    """(sharpe, volatility as a fraction) per bar; the window of bar i is rets[lo[i]-1 .. i-1].
+
+    Welford's mean and sum of squared deviations, updated as returns enter and leave the
+    window and recomputed exactly (two passes) after every window length of updates. A
+    window of identical returns has a volatility of exactly 0 (and no Sharpe), found by
+    counting value changes rather than trusting a rounding residue.
+    """
+    changes = np.zeros(rets.shape[0] + 1, dtype=np.int64)  # changes[k]: rets[1..k-1] vs prev
+    for k in range(1, rets.shape[0]):
+        changes[k + 1] = changes[k] + (rets[k] != rets[k - 1])
     n = lo.shape[0]
     sharpe = np.full(n, np.nan)
     vol = np.full(n, np.nan)
     a = 0  # current window covers returns [a, b)
     b = 0
-    s1 = 0.0
-    s2 = 0.0
+    cnt = 0
+    mean = 0.0
+    m2 = 0.0
     bad = 0
     since = 0
     for i in range(1, n):
         na = lo[i] - 1
-        nb = i
-        while b < nb:
+        while b < i:
             v = rets[b]
             if v == v:
-                d = v - shift
-                s1 += d
-                s2 += d * d
+                cnt += 1
+                d = v - mean
+                mean += d / cnt
+                m2 += d * (v - mean)
             else:
                 bad += 1
             b += 1
             since += 1
         while a < na:
             v = rets[a]
-            if v == v:
-                d = v - shift
-                s1 -= d
-                s2 -= d * d
-            else:
+            if v != v:
                 bad -= 1
+            elif cnt == 1:
+                cnt = 0
+                mean = 0.0
+                m2 = 0.0
+            else:
+                cnt -= 1
+                d = v - mean
+                mean -= d / cnt
+                m2 -= d * (v - mean)
             a += 1
             since += 1
-        m = b - a
-        if since > 2 * m:  # re-anchor: sum the window afresh, bounding rounding drift
-            s1 = 0.0
-            s2 = 0.0
+        if since > b - a:  # re-anchor: two exact passes over the window
+            cnt = 0
+            s = 0.0
             for k in range(a, b):
-                v = rets[k]
-                if v == v:
-                    d = v - shift
-                    s1 += d
-                    s2 += d * d
+                if rets[k] == rets[k]:
+                    s += rets[k]
+                    cnt += 1
+            mean = s / cnt if cnt > 0 else 0.0
+            m2 = 0.0
+            for k in range(a, b):
+                if rets[k] == rets[k]:
+                    m2 += (rets[k] - mean) * (rets[k] - mean)
             since = 0
+        m = b - a
         if not valid[i] or bad > 0 or m < 2:
             continue
-        var = (s2 - s1 * s1 / m) / (m - 1)
-        sd = math.sqrt(var) if var > 0.0 else 0.0
+        if changes[b] - changes[a + 1] == 0:
+            vol[i] = 0.0
+            continue
+        sd = math.sqrt(m2 / (m - 1)) if m2 > 0.0 else 0.0
         vol[i] = sd * ann
         if sd > 0.0:
-            sharpe[i] = (s1 / m + shift) / sd * ann
+            sharpe[i] = mean / sd * ann
     return sharpe, vol
 
 
@@ -252,9 +272,7 @@ def rolling_metrics(
         prev = eq[:-1]
         with np.errstate(divide="ignore", invalid="ignore"):
             rets = np.where(prev > 0.0, eq[1:] / prev - 1.0, np.nan)
-        finite = rets[np.isfinite(rets)]
-        shift = float(finite.mean()) if finite.size else 0.0
-        sharpe, vol = _rolling_stats_nb(rets, lo, valid, math.sqrt(bars_per_year), shift)
+        sharpe, vol = _rolling_stats_nb(rets, lo, valid, math.sqrt(bars_per_year))
         if "sharpe" in metrics:
             out["sharpe"] = sharpe
         if "volatility" in metrics:

@@ -160,10 +160,21 @@ class StrategyRow(Base):
     description: Mapped[str | None] = mapped_column(Text)
     params_schema: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
     code_hash: Mapped[str | None] = mapped_column(String(64))
-    validation_status: Mapped[str] = mapped_column(String(16), default="unknown")
+    path: Mapped[str | None] = mapped_column(String(1000))
+    """The user file it was loaded from; None for a built-in."""
+    validation_status: Mapped[str] = mapped_column(String(16), default="unvalidated")
+    """unvalidated | valid | invalid | missing (its file or class is gone)."""
     validation_error: Mapped[str | None] = mapped_column(Text)
+    validation_steps: Mapped[list[dict[str, Any]] | None] = mapped_column(Json)
     last_validated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     usage_count: Mapped[int] = mapped_column(Integer, default=0)
+    best_metrics: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    """{metric: {"value", "run_id"}}: the best value each key metric reached in a run."""
+    tags: Mapped[list[str]] = mapped_column(Json, default=list)
+    default_params: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    """User-chosen defaults merged under a run's params (validated against the schema)."""
+    description_edited: Mapped[bool] = mapped_column(Boolean, default=False)
+    """The description was set by a user: syncing no longer refreshes it from the docstring."""
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -24,6 +24,7 @@ from store.errors import ConflictError, NotFoundError
 from store.models import EquityRow, RunRow, RunStatus, TradeRow, utcnow
 from store.results import encode_equity, json_safe, trade_rows
 from store.run_queries import get_equity, get_trades, list_runs, run_stats
+from store.strategy_usage import note_run_success
 
 __all__ = [
     "SEQ_ATTEMPT_GAP",
@@ -248,7 +249,8 @@ async def get_control(db: Database, run_id: str, attempt: int) -> Control:
 async def finish_run(
     db: Database, run_id: str, attempt: int, result: Any, *, seq: int = 0
 ) -> bool:
-    """Trades + equity + metrics + SUCCEEDED in ONE transaction, if still owned.
+    """Trades + equity + metrics + SUCCEEDED (and the strategy's best metrics) in ONE
+    transaction, if still owned.
 
     `result` is an engine BacktestResult. Returns False (and writes nothing) when the run
     is no longer RUNNING under `attempt`: another attempt or a cancel owns it now.
@@ -277,6 +279,8 @@ async def finish_run(
         )
         if got is None:
             return False
+        name = (await s.execute(select(RunRow.strategy).where(RunRow.id == run_id))).scalar_one()
+        await note_run_success(s, name, run_id, metrics)
         started: datetime | None = got[0]
         if started is not None:
             duration = int((now - started).total_seconds() * 1000)

@@ -19,6 +19,7 @@ __all__ = [
     "get_strategy",
     "list_strategies",
     "register_strategy",
+    "unregister_strategy",
 ]
 
 BUILTINS: tuple[type[Strategy], ...] = (
@@ -63,3 +64,11 @@ def register_strategy(cls: type[Strategy], *, replace: bool = False) -> type[Str
         raise ValueError(f"a strategy named {cls.name!r} is already registered")
     _REGISTRY[cls.name] = cls
     return cls
+
+
+def unregister_strategy(name: str) -> type[Strategy] | None:
+    """Forget a non-built-in strategy (its file is gone); returns it, or None if unknown."""
+    cls = _REGISTRY.get(name)
+    if cls is None or cls in BUILTINS:
+        return None
+    return _REGISTRY.pop(name)

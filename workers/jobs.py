@@ -31,8 +31,8 @@ from store.datasets import get_dataset, load_bars
 from store.db import Database
 from store.errors import NotFoundError
 from store.models import RunRow
+from store.strategy_catalog import load_strategy_class
 from strategies.base import merge_engine_options
-from strategies.registry import get_strategy
 from workers.bus import ProgressBus
 from workers.events import equity_points, progress_event, row_event
 
@@ -99,6 +99,8 @@ class _Job:
         self.seq = 0
         self.stage = "starting"
         self.progress = 0.0
+        self.code_hash: str | None = None
+        """sha256 of the strategy's code, kept with the result (engine_info)."""
 
     async def publish_row(self, kind: str) -> RunRow:
         row = await run_store.get_run(self.ctx.db, self.run_id)
@@ -120,8 +122,11 @@ class _Job:
             bars = await load_bars(ctx.db, ctx.blobs, row.dataset_id)
         except NotFoundError as exc:
             raise RunFailure(f"{exc} (was it deleted?)") from None
+        try:  # outside the catch-all below: a database error here is not the run's fault
+            cls, self.code_hash = await load_strategy_class(ctx.db, row.strategy)
+        except EngineInputError as exc:
+            raise RunFailure(str(exc)) from None
         try:
-            cls = get_strategy(row.strategy)
             params = cls.validate_params(row.params)
             options = EngineOptions.model_validate(
                 merge_engine_options(cls, params, dict(row.options or {}))
@@ -215,6 +220,8 @@ class _Job:
         self.stage = "saving"
         await self.publish_progress(pending)
         result = await asyncio.to_thread(bt.result)
+        if self.code_hash is not None:
+            result.engine["strategy_code_hash"] = self.code_hash
         ctl = await self.control(time.monotonic() + ctx.heartbeat_s, last)  # fresh lease
         if ctl is not None and ctl.owned and ctl.cancel_requested:
             if await run_store.mark_cancelled(ctx.db, self.run_id, self.attempt, seq=self.seq):

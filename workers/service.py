@@ -12,28 +12,28 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pydantic
 from sqlalchemy import func, select
 
 from engine.options import EngineOptions
-from engine.synthetic import synthetic_intraday
 from store import runs as run_store
 from store import strategy_catalog as catalog
 from store.blobs import BlobStore
-from store.datasets import get_dataset, load_bars
+from store.datasets import get_dataset
 from store.db import Database
 from store.errors import BadInputError, ConflictError
-from store.models import RunRow, RunStatus, StrategyRow
-from strategies.base import ParamError, merge_engine_options
+from store.models import RunRow, RunStatus
+from strategies.base import ParamError, Strategy, merge_engine_options
 from strategies.registry import UnknownStrategyError, get_strategy
 from workers.bus import ProgressBus, Subscription
 from workers.events import row_event
 from workers.queue import JobQueue
+from workers.strategy_service import StrategyServices
 
 __all__ = ["ServiceLimits", "Services"]
 
@@ -59,8 +59,12 @@ def _options_error(exc: pydantic.ValidationError) -> BadInputError:
     return BadInputError(f"options.{where}" if where else "options", f"{first.get('msg')}{tail}")
 
 
-class Services:
-    """What resolvers call; holds the database, blob store, queue and bus of this process."""
+class Services(StrategyServices):
+    """What resolvers call; holds the database, blob store, queue and bus of this process.
+
+    `strategy_paths` are the user strategy folders (STRATEGY_PATHS) that
+    `sync_strategies` discovers; the strategy methods live in `workers.strategy_service`.
+    """
 
     def __init__(
         self,
@@ -69,21 +73,31 @@ class Services:
         queue: JobQueue,
         bus: ProgressBus,
         limits: ServiceLimits | None = None,
+        *,
+        strategy_paths: Sequence[str | Path] = (),
     ) -> None:
         self.db = db
         self.blobs = blobs
         self.queue = queue
         self.bus = bus
         self.limits = limits or ServiceLimits()
+        self.strategy_paths = tuple(Path(p) for p in strategy_paths)
+        self._sync_lock = asyncio.Lock()
 
     def validate_backtest(
-        self, strategy: str, params: dict[str, Any] | None, options: dict[str, Any] | None
+        self,
+        strategy: str,
+        params: dict[str, Any] | None,
+        options: dict[str, Any] | None,
+        *,
+        cls: type[Strategy] | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """(validated params with defaults, full engine options) or BadInputError."""
-        try:
-            cls = get_strategy(strategy)
-        except UnknownStrategyError as exc:
-            raise BadInputError("strategy", str(exc)) from None
+        if cls is None:
+            try:
+                cls = get_strategy(strategy)
+            except UnknownStrategyError as exc:
+                raise BadInputError("strategy", str(exc)) from None
         if params is not None and not isinstance(params, dict):
             raise BadInputError("params", "must be a JSON object")
         if options is not None and not isinstance(options, dict):
@@ -109,11 +123,15 @@ class Services:
         params: dict[str, Any] | None = None,
         options: dict[str, Any] | None = None,
     ) -> RunRow:
-        """Validate, insert a QUEUED run and enqueue it; returns the new run."""
-        clean, engine_options = self.validate_backtest(strategy, params, options)
-        listed = await catalog.find_strategy(self.db, strategy)
-        if listed is not None and listed.deleted:
-            raise BadInputError("strategy", f"strategy {strategy!r} was deleted")
+        """Validate, insert a QUEUED run and enqueue it; returns the new run.
+
+        The strategy must be runnable (not deleted, missing or failed validation); its
+        user default params (updateStrategy) lie under `params`.
+        """
+        cls, defaults = await self.runnable_strategy(strategy)
+        if defaults and isinstance(params, dict | None):
+            params = {**defaults, **(params or {})}
+        clean, engine_options = self.validate_backtest(strategy, params, options, cls=cls)
         await get_dataset(self.db, dataset_id)  # NotFoundError("dataset", id)
         async with self.db.session() as s:
             active = (
@@ -146,31 +164,6 @@ class Services:
         if row.terminal:
             await self.bus.publish(row.id, row_event(row, "terminal"))
         return row
-
-    async def validate_strategy(self, name: str, dataset_id: int | None = None) -> StrategyRow:
-        """Run the strategy's signals once (default parameters) on a dataset or a small
-        synthetic sample, and record whether they are well-formed in the catalog."""
-        try:
-            cls = get_strategy(name)
-        except UnknownStrategyError as exc:
-            raise BadInputError("strategy", str(exc)) from None
-        if await catalog.find_strategy(self.db, name) is None:
-            await catalog.sync_strategies(self.db, [cls])
-        bars = (
-            synthetic_intraday(3, seed=1)
-            if dataset_id is None
-            else await load_bars(self.db, self.blobs, dataset_id)
-        )
-        error = None
-        try:
-            signals = np.asarray(await asyncio.to_thread(cls().signals, bars))
-            if signals.shape != (len(bars),):
-                error = f"signals have shape {signals.shape}, expected ({len(bars)},)"
-            elif not np.isin(signals, (-1, 0, 1)).all():
-                error = "signals must be -1, 0 or +1"
-        except Exception as exc:  # a user strategy may fail in any way: report it
-            error = f"{type(exc).__name__}: {exc}"
-        return await catalog.record_validation(self.db, name, ok=error is None, error=error)
 
     async def run_events(self, run_id: str, after_seq: int = 0) -> AsyncIterator[dict[str, Any]]:
         """A snapshot from the database, live bus events newer than it (and `after_seq`),

@@ -77,7 +77,10 @@ def _split(lines: list[str], delimiter: str) -> list[list[str]]:
 
 
 def _plausible(cell: str, delimiter: str) -> bool:
-    return not any(d in cell for d in DELIMITERS if d != delimiter)
+    """A cell split by the right delimiter holds no other delimiter, unless it is a value."""
+    if not any(d in cell for d in DELIMITERS if d != delimiter):
+        return True
+    return _is_number(cell) or looks_like_datetime(cell)
 
 
 def _pick_delimiter(lines: list[str]) -> str:
@@ -164,7 +167,33 @@ def _missing_columns(roles: dict[str, int], names: list[str], line: int | None) 
     )
 
 
-def _positional_roles(row: list[str], line: int) -> dict[str, int]:
+def _separate_time(rows: list[list[str]], j: int) -> bool:
+    """Is field j+1 a time of day belonging to the date in field j (headerless files)?
+
+    "09:15" always is. Six digits (093000) are only after a compact date, and only
+    when dates repeat (intraday) or five numbers follow (o, h, l, c, v): otherwise a
+    six-digit price could pass for a time.
+    """
+    row = rows[0]
+    k = j + 1
+    if k >= len(row) or not is_date_only(row[j]):
+        return False
+    nxt = row[k].strip()
+    if sum(_is_number(c) for c in row[k + 1 : k + 5]) < 4:
+        return False
+    if ":" in nxt:
+        return looks_like_time_of_day(nxt)
+    if not (len(nxt) == 6 and nxt.isdigit() and row[j].strip().isdigit()):
+        return False
+    same = [r for r in rows if len(r) == len(row)]
+    if not all(looks_like_time_of_day(r[k]) for r in same):
+        return False
+    dates = [r[j].strip() for r in same]
+    return len(set(dates)) < len(dates) or sum(_is_number(c) for c in row[k + 1 :]) >= 5
+
+
+def _positional_roles(rows: list[list[str]], line: int) -> dict[str, int]:
+    row = rows[0]
     j = next((i for i, c in enumerate(row) if looks_like_datetime(c, headerless=True)), None)
     if j is None:
         raise IngestError(
@@ -174,13 +203,9 @@ def _positional_roles(row: list[str], line: int) -> dict[str, int]:
         )
     roles = {"datetime": j}
     k = j + 1
-    date_only = is_date_only(row[j])
-    nxt = row[k].strip() if k < len(row) else ""
-    if date_only and (":" in nxt or len(nxt) == 6) and looks_like_time_of_day(nxt):
-        numeric_after = sum(_is_number(c) for c in row[k + 1 : k + 5])
-        if numeric_after == 4:
-            roles = {"date": j, "time": k}
-            k += 1
+    if _separate_time(rows, j):
+        roles = {"date": j, "time": k}
+        k += 1
     numeric = [i for i in range(k, min(k + 5, len(row))) if _is_number(row[i])]
     if numeric[:4] != list(range(k, k + 4)):
         raise IngestError(
@@ -217,7 +242,7 @@ def sniff_layout(head: list[str], head_lines: list[int]) -> Layout:
     first = rows[0]
     line = head_lines[skip]
     if _looks_like_data(first):
-        roles = _positional_roles(first, line)
+        roles = _positional_roles(rows, line)
         names = [f"field {i + 1}" for i in range(n_cols)]
         for role, i in roles.items():
             if i < n_cols:

@@ -80,6 +80,7 @@ _MONTH_NO = np.array([*range(1, 13), *range(1, 13), 9], dtype=np.int64)
 _EPOCH_UNITS = ("s", "ms", "us", "ns")
 _EPOCH_MULT = np.array([NS_PER_S, 1_000_000, 1_000, 1], dtype=np.int64)
 _EPOCH_MAX = np.array([9_223_372_035, 9_223_372_036_854, 9_223_372_036_854_775, 2**63 - 1])
+_TWO_DIGIT_YEAR = re.compile(r"^\d{1,2}[-/.]\d{1,2}[-/.]\d{2}(?:\D|$)", re.ASCII)
 _EXAMPLES = "2024-01-02 09:15:00, 2024-01-02T09:15:00+05:30, 02/01/2024, 20240102 or epoch seconds"
 
 
@@ -166,8 +167,10 @@ class _Column:
         self.lines = lines
         self.name = name
 
-    def fail(self, i: int, why: str, code: str = Codes.BAD_TIMESTAMP) -> IngestError:
-        text = self.values[i].as_py()
+    def fail(
+        self, i: int, why: str, code: str = Codes.BAD_TIMESTAMP, text: str | None = None
+    ) -> IngestError:
+        text = self.values[i].as_py() if text is None else text
         bad = bad_value_error(text, int(self.lines[i]), self.name)
         if bad is not None:
             return bad
@@ -364,6 +367,8 @@ def parse_timestamps(
     first = date[0].as_py()
     kind = _classify(first)
     if kind is None:
+        if _TWO_DIGIT_YEAR.match(first):
+            raise col.fail(0, "has a two-digit year; write the year with four digits")
         raise col.fail(0, f"is not a date/time (expected e.g. {_EXAMPLES})")
     fmt, sep, order, unit, offsets = kind, None, None, None, None
     if kind == "epoch":
@@ -414,10 +419,12 @@ def parse_timestamps(
         return local - offsets, TimeInfo(fmt, sep, order, None, time is not None, True)
     utc, bad = localize(local, tz)
     if bad is not None:
+        text = date[bad].as_py() + (" " + time[bad].as_py() if time is not None else "")
         raise col.fail(
             bad,
             f"does not exist or is ambiguous in {tz} (a daylight-saving change); "
             "export the times in UTC or with their offset",
             Codes.DST_TIME,
+            text,
         )
     return utc, TimeInfo(fmt, sep, order, unit, time is not None, False)

@@ -135,8 +135,11 @@ def to_numbers(col: pa.Array, *, decimal: str, lines: np.ndarray, name: str) -> 
         text = col[i].as_py()
         err = bad_value_error(text, int(lines[i]), name)
         if err is None:
+            hint = ""
+            if "," in text and decimal == ".":
+                hint = " (this file's decimal separator is '.'; thousands separators are not read)"
             err = IngestError(
-                Codes.NON_NUMERIC, f"{text.strip()!r} is not a number", int(lines[i]), name
+                Codes.NON_NUMERIC, f"{text.strip()!r} is not a number{hint}", int(lines[i]), name
             )
         raise err
     filled = pc.if_else(pa.array(ok), s, "0")

@@ -137,6 +137,8 @@ def write_csv(
     if d.compression == "zip":
         out = io.BytesIO()
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr(d.member or "data.csv", body)
+            info = zipfile.ZipInfo(d.member or "data.csv", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, body)  # fixed date: the same bars give the same bytes
         return out.getvalue()
     return body

@@ -147,15 +147,20 @@ async def test_a_run_survives_its_worker_dying_as_seen_through_the_api(
             transport = WebsocketsTransport(
                 url=server.ws_url, subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL]
             )
+
+            async def rescue() -> None:  # once the first worker is dead, bring up another
+                while doomed.proc is not None and doomed.proc.poll() is None:
+                    await asyncio.sleep(0.1)
+                rescuer.start()
+
+            rescuing = asyncio.create_task(rescue())
             events: list[dict[str, Any]] = []
             async with Client(transport=transport, fetch_schema_from_transport=False) as session:
                 request = GraphQLRequest(PROGRESS, variable_values={"id": run_id})
-                async with asyncio.timeout(120):
+                async with asyncio.timeout(90):
                     async for result in session.subscribe(request):
                         events.append(result["runProgress"])
-                        if doomed.proc is not None and doomed.proc.poll() is not None \
-                                and rescuer.proc is None:
-                            rescuer.start()  # the first worker is dead: bring up another
+            await rescuing
             run = (await post(client, 'query($id: ID!) { run(id: $id) { status attempt } }',
                               {"id": run_id}))["run"]
     finally:

@@ -13,6 +13,7 @@ from engine.errors import EngineInputError
 from engine.synthetic import synthetic_daily, synthetic_intraday
 from strategies.base import Strategy
 from strategies.registry import get_strategy, list_strategies
+from strategies.validation import find_look_ahead
 
 INTRADAY_ONLY = {"ema10_scalper", "vwap_reversion"}
 # A second, non-default parameter set per strategy, so look-ahead is not only tested at defaults.
@@ -67,12 +68,8 @@ def test_signals_dtype_values_warmup(
 
 
 def _assert_no_look_ahead(strat: Strategy, bars: Bars, seed: int, n_cuts: int = 20) -> None:
-    rng = np.random.default_rng(seed)
-    full = strat.signals(bars)
-    cuts = rng.choice(np.arange(2, len(bars)), size=n_cuts, replace=False)
-    for cut in sorted(int(c) for c in cuts):
-        part = strat.signals(bars.slice(0, cut))
-        np.testing.assert_array_equal(part, full[:cut], err_msg=f"{strat!r} cut={cut}")
+    leak = find_look_ahead(strat, bars, n_cuts=n_cuts, seed=seed)
+    assert leak is None, f"{strat!r}: {leak}"
 
 
 @pytest.mark.parametrize(("name", "params"), CASES)

@@ -119,11 +119,18 @@ def _local_returns(a: Analysis) -> pd.Series:
     return pd.Series(rets(a), index=idx.tz_convert(a.series.tz))
 
 
-@pytest.mark.parametrize("which", ["daily", "intraday"])
-def test_monthly_and_yearly_tables_match_empyrical(
-    which: str, daily_analysis: Analysis, big_analysis: Analysis
-) -> None:
-    a = daily_analysis if which == "daily" else big_analysis
+def _hourly_new_york() -> Analysis:
+    # Round-the-clock hourly bars across DST changes: bars near local midnight fall in
+    # another month in UTC than in New York, so the tables must use local time.
+    ts = pd.date_range("2021-12-30", "2024-01-02", freq="h", tz="UTC").as_unit("ns").asi8
+    rng = np.random.default_rng(11)
+    eq = 1000.0 * np.concatenate(([1.0], np.cumprod(1.0 + rng.normal(0, 0.002, ts.shape[0] - 1))))
+    return analyze(eq, ts, [], tz="America/New_York", bars_per_year=None)
+
+
+@pytest.mark.parametrize("which", ["daily", "hourly_new_york"])
+def test_monthly_and_yearly_tables_match_empyrical(which: str, daily_analysis: Analysis) -> None:
+    a = daily_analysis if which == "daily" else _hourly_new_york()
     s = _local_returns(a)
     monthly = ep.aggregate_returns(s, "monthly")
     yearly = ep.aggregate_returns(s, "yearly")
