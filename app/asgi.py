@@ -1,4 +1,5 @@
-"""The ASGI application: `/graphql` (HTTP POST + graphql-transport-ws) and `/health`.
+"""The ASGI application: `/graphql` (HTTP POST + graphql-transport-ws), `/health` and
+`/runs/{id}/report.html` (a finished run's HTML report).
 
 `create_app(settings)` wires the hardening the API promises: query depth, alias and
 token limits (schema extensions), a request body cap answered with 413 before any
@@ -20,7 +21,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -39,7 +40,7 @@ from app.middleware import (
 from app.settings import Settings
 from app.stack import Stack, open_stack
 from graph.context import Context, GraphLimits
-from graph.errors import to_graphql_error
+from graph.errors import ErrorCode, classify, to_graphql_error
 from graph.schema import build_schema
 
 log = logging.getLogger("backtester.app")
@@ -144,6 +145,31 @@ async def health_endpoint(request: Request) -> Response:
     return JSONResponse(report, status_code=200 if report.get("ok") else 503)
 
 
+_HTTP_STATUS = {ErrorCode.NOT_FOUND: 404, ErrorCode.CONFLICT: 409, ErrorCode.BAD_USER_INPUT: 400}
+
+
+def error_response(code: str, message: str, status_code: int, **extra: Any) -> JSONResponse:
+    """A non-GraphQL route's error, shaped like a GraphQL error (`extensions.code`)."""
+    body = {"errors": [{"message": message, "extensions": {"code": code, **extra}}]}
+    return JSONResponse(body, status_code=status_code)
+
+
+async def report_endpoint(request: Request) -> Response:
+    """GET /runs/{id}/report.html: the run's standalone HTML tear sheet (works offline)."""
+    stack: Stack | None = getattr(request.app.state, "stack", None)
+    if stack is None or not stack.ready:
+        return error_response("UNAVAILABLE", "service is starting or stopping", 503)
+    try:
+        page = await stack.services.analytics.report_html(request.path_params["run_id"])
+    except Exception as exc:
+        known = classify(exc)
+        if known is None or known[0] not in _HTTP_STATUS:
+            raise  # CatchAllMiddleware answers 500 without internals
+        code, message, extra = known
+        return error_response(code.value, message, _HTTP_STATUS[code], **extra)
+    return HTMLResponse(page)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """The whole service as one Starlette app; the lifespan opens and closes the stack."""
     settings = settings or Settings()
@@ -197,6 +223,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql_app),
         Route("/health", health_endpoint, methods=["GET"]),
+        Route("/runs/{run_id}/report.html", report_endpoint, methods=["GET"]),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings

@@ -181,6 +181,23 @@ def _print_summary(title: str, bars: Any, result: Any, bpy: float, timeframe: st
     )
 
 
+def _write_report(
+    path: Path, bars: Any, result: Any, options: Any, bpy: float, *, title: str,
+    run_info: dict[str, str],
+) -> None:
+    """The run's HTML tear sheet (engine.report), the same as the service's report page."""
+    from engine.analysis import analyze
+    from engine.report import write_report
+
+    analysis = analyze(result.equity, result.ts, result.trades, tz=bars.tz, bars_per_year=bpy,
+                       benchmark_close=bars.close, initial_cash=options.initial_cash)
+    try:
+        write_report(path, analysis, title=title, run_info=run_info)
+    except OSError as exc:
+        _fail(f"--report {path}: cannot write the file ({exc.strerror or exc})")
+    click.echo(f"wrote report {path}", err=True)
+
+
 def _run(bars: Any, signals: Any, options: Any, show_progress: bool) -> Any:
     from engine.backtest import Backtester
 
@@ -232,6 +249,10 @@ def _run(bars: Any, signals: Any, options: Any, show_progress: bool) -> Any:
     metavar="ZONE",
     help="Exchange time zone (default: from the file's UTC offset, else UTC).",
 )
+@click.option(
+    "--report", "report_path", metavar="FILE",
+    help="Also write a standalone HTML report (charts, tables) of the run to FILE.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a summary.")
 @click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
 def backtest(
@@ -252,6 +273,7 @@ def backtest(
     no_entry_after: str | None,
     direction: str | None,
     tz: str | None,
+    report_path: str | None,
     as_json: bool,
     debug: bool,
 ) -> None:
@@ -316,6 +338,11 @@ def backtest(
         sys.exit(1)
     bpy = bars_per_year(bars.ts, bars.tz)
     timeframe = infer_timeframe(bars.ts)
+    if report_path:
+        _write_report(Path(report_path), bars, result, options, bpy,
+                      title=f"{strategy_cls.name} on {path.name}",
+                      run_info={"Strategy": strategy_cls.name, "Parameters": json.dumps(validated, default=str),
+                                "Data": str(path), "Timeframe": timeframe})
     if as_json:
         out = {
             "metrics": result.metrics,

@@ -8,6 +8,7 @@ dataset blobs in the database, so workers on other machines can read them.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -59,6 +60,11 @@ class Settings(BaseSettings):
     run_wait_timeout_seconds: float = Field(60.0, gt=0)
     """Longest time `runBacktest` waits for its result."""
     max_run_wait_seconds: float = Field(300.0, gt=0)
+    strategy_paths: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, validation_alias=AliasChoices("STRATEGY_PATHS", "BT_STRATEGY_PATHS")
+    )
+    """Folders (or .py files) of user strategies, separated by commas or the OS path
+    separator; discovered at start-up and by the `syncStrategies` mutation."""
     auto_migrate: bool | None = None
     """Run migrations when the server starts; default: only when embedded."""
     load_samples: bool | None = None
@@ -69,6 +75,14 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("strategy_paths", mode="before")
+    @classmethod
+    def _split_paths(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = value.replace(os.pathsep, ",").split(",")
+            return [Path(part.strip()).expanduser() for part in parts if part.strip()]
         return value
 
     @field_validator("database_url", "redis_url", mode="before")

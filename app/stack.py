@@ -130,9 +130,14 @@ async def open_stack(settings: Settings, *, in_process: bool | None = None) -> A
             queue = ArqQueue(settings.redis_url)
         exits.push_async_callback(queue.close)
 
-        services = Services(db, blobs, queue, bus, ServiceLimits())
+        services = Services(
+            db, blobs, queue, bus, ServiceLimits(), strategy_paths=settings.strategy_paths
+        )
         if settings.should_load_samples:
             await ensure_sample_datasets(db, blobs)
+        synced = await services.sync_strategies()  # built-ins and STRATEGY_PATHS
+        for problem in synced.errors:
+            log.warning("strategy %s: %s failed: %s", problem.path, problem.step, problem.message)
         if local and settings.embedded:
             # The only process on this database: runs a previous start handed back (or
             # left queued) resume now instead of after the reaper's grace period.

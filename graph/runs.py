@@ -13,6 +13,7 @@ from typing import Any
 
 import strawberry
 
+from graph.analytics import POINTS_HELP, ChartKind, RollingMetrics, RunAnalysis, check_points
 from graph.context import Info
 from graph.datasets import Dataset
 from graph.errors import BadUserInput
@@ -200,6 +201,53 @@ class Run:
         # Off the event loop: a long run's curve has millions of points.
         ts, values = await asyncio.to_thread(downsample_minmax, ts, values, points)
         return [EquityPoint(t=t, value=v) for t, v in equity_pairs(ts, values)]  # type: ignore[arg-type]
+
+    @strawberry.field(
+        description="Performance analysis (basic, risk, trades, benchmark, drawdowns, period "
+        "returns); CONFLICT until the run has succeeded."
+    )
+    async def analysis(self, info: Info) -> RunAnalysis | None:
+        d = await info.context.services.analytics.analysis_dict(str(self.id))
+        return RunAnalysis.from_dict(d)
+
+    @strawberry.field(description="One chart as a Plotly figure (JSON). " + POINTS_HELP)
+    async def chart(
+        self, info: Info, kind: ChartKind, points: int = 2000, window: str | None = None
+    ) -> JSON | None:
+        check_points(info, points)
+        return await info.context.services.analytics.chart(
+            str(self.id), kind.value, points=points, window=window
+        )
+
+    @strawberry.field(description="Every chart kind -> Plotly figure (JSON). " + POINTS_HELP)
+    async def charts(self, info: Info, points: int = 2000, window: str | None = None) -> JSON | None:
+        check_points(info, points)
+        return await info.context.services.analytics.charts(str(self.id), points=points, window=window)
+
+    @strawberry.field(description="The raw series behind one chart, for custom frontends.")
+    async def chart_data(
+        self, info: Info, kind: ChartKind, points: int = 2000, window: str | None = None
+    ) -> JSON | None:
+        check_points(info, points)
+        return await info.context.services.analytics.chart_data(
+            str(self.id), kind.value, points=points, window=window
+        )
+
+    @strawberry.field(
+        description="Rolling sharpe, volatility, return and drawdown over `window`: a number of "
+        "bars (\"200\") or a duration (\"30D\", \"4h\", \"15min\")."
+    )
+    async def rolling(
+        self, info: Info, window: str, metrics: list[str] | None = None, points: int = 2000
+    ) -> RollingMetrics | None:
+        check_points(info, points)
+        d = await info.context.services.analytics.rolling(
+            str(self.id), window, metrics=metrics, points=points
+        )
+        return RollingMetrics(
+            window=d["window"], window_bars=d["window_bars"],
+            window_seconds=d["window_seconds"], series=d["series"],
+        )
 
     @classmethod
     def from_row(cls, row: Any) -> Run:

@@ -15,6 +15,7 @@ from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDept
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types.execution import ExecutionContext
 
+from graph.analytics import AnalyticsQueries
 from graph.datasets import DatasetQueries
 from graph.errors import ErrorCodes
 from graph.permissions import guard_root_fields
@@ -22,16 +23,17 @@ from graph.run_mutations import RunMutations
 from graph.run_queries import RunQueries
 from graph.scalars import SCALAR_MAP
 from graph.strategies import StrategyQueries
+from graph.strategy_mutations import StrategyMutations
 from graph.subscriptions import RunSubscriptions
 
 
 @strawberry.type
-class Query(DatasetQueries, StrategyQueries, RunQueries):
+class Query(DatasetQueries, StrategyQueries, RunQueries, AnalyticsQueries):
     pass
 
 
 @strawberry.type
-class Mutation(RunMutations):
+class Mutation(RunMutations, StrategyMutations):
     pass
 
 

@@ -1,12 +1,14 @@
-"""Strategies: what can be backtested and which parameters each one takes.
+"""Strategies: the catalog of what can be backtested (types and queries).
 
-Parameter schemas are data (`StrategyParam` rows), so adding a strategy never changes
-the GraphQL schema.
+Rows come from the strategy catalog (`store.strategy_catalog`), which start-up and
+`syncStrategies` fill from the built-ins and the STRATEGY_PATHS folders. Parameter
+schemas are data (`StrategyParam` rows), so adding a strategy never changes the GraphQL
+schema.
 """
 
 from __future__ import annotations
 
-import inspect
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -15,8 +17,9 @@ import strawberry
 from engine.options import EngineOptions
 from graph.context import Info
 from graph.errors import NotFound
-from graph.scalars import JSON, json_safe
-from strategies.registry import UnknownStrategyError, get_strategy, list_strategies
+from graph.scalars import JSON, json_safe, to_utc
+from store import strategy_catalog as catalog
+from strategies.base import did_you_mean
 
 
 @strawberry.enum(description="How a parameter's value is given.")
@@ -25,6 +28,14 @@ class ParamType(Enum):
     FLOAT = "float"
     BOOL = "bool"
     CHOICE = "choice"
+
+
+@strawberry.enum(description="Whether a strategy passed validation; only UNVALIDATED and VALID run.")
+class ValidationStatus(Enum):
+    UNVALIDATED = "unvalidated"
+    VALID = "valid"
+    INVALID = "invalid"
+    MISSING = "missing"
 
 
 @strawberry.type(description="One tunable parameter of a strategy, with its bounds.")
@@ -57,40 +68,151 @@ class StrategyParam:
         )
 
 
+@strawberry.type(description="One validation step: import, instantiate, signals, values, look_ahead.")
+class ValidationStep:
+    name: str
+    ok: bool
+    message: str
+
+
 @strawberry.type(description="A trading strategy that runs can use.")
 class Strategy:
     name: str
     description: str
+    module: str = strawberry.field(description="Python module (unique per user file version).")
+    class_name: str
+    path: str | None = strawberry.field(description="The user file; null for a built-in.")
+    builtin: bool
     params: list[StrategyParam]
     params_schema: JSON = strawberry.field(
         description="The same parameter list as plain JSON (for form builders)."
     )
-    default_params: JSON
+    default_params: JSON = strawberry.field(
+        description="Every parameter's default, with the ones set by `updateStrategy` applied."
+    )
+    code_hash: str | None = strawberry.field(
+        description="sha256 of the strategy's source file; runs record the hash they ran."
+    )
+    validation_status: ValidationStatus
+    validation_error: str | None = strawberry.field(description="`step: message` of a failure.")
+    validation_steps: list[ValidationStep] = strawberry.field(
+        description="The last validation report (empty until validated)."
+    )
+    last_validated: datetime | None
+    runnable: bool = strawberry.field(description="Whether `submitBacktest` accepts it now.")
+    usage_count: int = strawberry.field(description="Runs submitted with this strategy.")
+    best_metrics: JSON | None = strawberry.field(
+        description="Best value each key metric reached in a run: {metric: {value, run_id}}."
+    )
+    tags: list[str]
+    created_at: datetime
+    updated_at: datetime
+    deleted: bool
 
     @classmethod
-    def from_class(cls, strategy_cls: Any) -> Strategy:
-        schema = [json_safe(item) for item in strategy_cls.params_schema()]
+    def from_row(cls, row: Any) -> Strategy:
+        schema = [json_safe(item) for item in row.params_schema or []]
+        defaults = {item["name"]: item.get("default") for item in schema}
+        defaults.update(json_safe(row.default_params or {}))
         return cls(
-            name=strategy_cls.name,
-            description=inspect.getdoc(strategy_cls) or "",
+            name=row.name,
+            description=row.description or "",
+            module=row.module,
+            class_name=row.class_name,
+            path=row.path,
+            builtin=row.path is None,
             params=[StrategyParam.from_schema(item) for item in schema],
             params_schema=schema,
-            default_params={item["name"]: item.get("default") for item in schema},
+            default_params=defaults,
+            code_hash=row.code_hash,
+            validation_status=ValidationStatus(row.validation_status),
+            validation_error=row.validation_error,
+            validation_steps=[
+                ValidationStep(name=str(s["name"]), ok=bool(s["ok"]), message=str(s["message"]))
+                for s in row.validation_steps or []
+            ],
+            last_validated=to_utc(row.last_validated_at),
+            runnable=row.validation_status in catalog.RUNNABLE and not row.deleted,
+            usage_count=int(row.usage_count),
+            best_metrics=json_safe(row.best_metrics),
+            tags=list(row.tags or []),
+            created_at=to_utc(row.created_at),  # type: ignore[arg-type]
+            updated_at=to_utc(row.updated_at),  # type: ignore[arg-type]
+            deleted=row.deleted,
         )
 
 
 @strawberry.type
+class StrategyStatusCount:
+    status: ValidationStatus
+    count: int
+
+
+@strawberry.type
+class StrategyUsage:
+    name: str
+    usage_count: int
+
+
+@strawberry.type(description="The strategy catalog in numbers.")
+class StrategyStats:
+    total: int = strawberry.field(description="Strategies not deleted.")
+    by_status: list[StrategyStatusCount] = strawberry.field(description="Every status, zeros included.")
+    builtin: int
+    user: int
+    deleted: int
+    total_runs: int
+    most_used: list[StrategyUsage]
+
+    @classmethod
+    def from_dict(cls, stats: dict[str, Any]) -> StrategyStats:
+        counts = stats["by_status"]
+        return cls(
+            total=stats["total"],
+            by_status=[
+                StrategyStatusCount(status=s, count=int(counts.get(s.value, 0))) for s in ValidationStatus
+            ],
+            builtin=stats["builtin"],
+            user=stats["user"],
+            deleted=stats["deleted"],
+            total_runs=stats["total_runs"],
+            most_used=[StrategyUsage(name=u["name"], usage_count=u["usage_count"]) for u in stats["most_used"]],
+        )
+
+
+async def strategy_or_not_found(info: Info, name: str) -> Any:
+    """The live row called `name`, or NOT_FOUND suggesting the closest live name."""
+    db = info.context.services.db
+    row = await catalog.find_strategy(db, name)
+    if row is None or row.deleted:
+        names = [r.name for r in await catalog.list_strategy_rows(db)]
+        raise NotFound(f"unknown strategy {name!r}{did_you_mean(name, names)}", kind="strategy", id=name)
+    return row
+
+
+@strawberry.type
 class StrategyQueries:
-    @strawberry.field(description="Every available strategy, by name.")
-    async def strategies(self, info: Info) -> list[Strategy]:
-        return sorted((Strategy.from_class(s) for s in list_strategies()), key=lambda s: s.name)
+    @strawberry.field(
+        description="Strategies by name; `status` filters on validation status, `search` "
+        "matches name, description, class, module, file path or a tag."
+    )
+    async def strategies(
+        self, info: Info, status: ValidationStatus | None = None, search: str | None = None
+    ) -> list[Strategy]:
+        rows = await catalog.list_strategy_rows(
+            info.context.services.db,
+            status=None if status is None else status.value,
+            search=search,
+        )
+        return [Strategy.from_row(row) for row in rows]
 
     @strawberry.field(description="One strategy by name; NOT_FOUND (with a suggestion) if unknown.")
     async def strategy(self, info: Info, name: str) -> Strategy:
-        try:
-            return Strategy.from_class(get_strategy(name))
-        except UnknownStrategyError as exc:
-            raise NotFound(str(exc), kind="strategy", id=name) from None
+        return Strategy.from_row(await strategy_or_not_found(info, name))
+
+    @strawberry.field(description="Counts by validation status and the most used strategies.")
+    async def strategy_stats(self, info: Info) -> StrategyStats:
+        return StrategyStats.from_dict(await catalog.strategy_stats(info.context.services.db))
 
     @strawberry.field(
         description="JSON Schema of `BacktestInput.options` (sizing, costs, stops, sessions)."

@@ -23,7 +23,7 @@ from store.models import EquityRow, RunRow, RunStatus, TradeRow
 from store.pagination import Page, check_first, decode_cursor, encode_cursor
 from store.results import decode_equity
 
-__all__ = ["SORTS", "get_equity", "get_trades", "list_runs", "run_stats"]
+__all__ = ["SORTS", "get_equity", "get_trade_records", "get_trades", "list_runs", "run_stats"]
 
 SORTS = ("-created_at", "created_at", "-metrics.<key>", "metrics.<key>")
 _METRIC_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -140,6 +140,38 @@ async def get_trades(
         q = q.where(TradeRow.idx > int(after))
     async with db.session() as s:
         return list((await s.execute(q)).scalars())
+
+
+async def get_trade_records(db: Database, run_id: str) -> list[dict[str, Any]]:
+    """Every trade of a run as a dict with `engine.backtest.Trade`'s field names, in order.
+
+    For analysis (`engine.analysis.analyze`); `bars_held` comes from the row's `extra`,
+    or `exit_idx - entry_idx` for rows stored without it.
+    """
+    q = select(TradeRow).where(TradeRow.run_id == run_id).order_by(TradeRow.idx)
+    async with db.session() as s:
+        rows = list((await s.execute(q)).scalars())
+    out = []
+    for r in rows:
+        extra = r.extra or {}
+        exit_idx = r.exit_idx if r.exit_idx is not None else r.entry_idx
+        held = extra.get("bars_held")
+        out.append({
+            "entry_time": r.entry_time,
+            "exit_time": r.exit_time if r.exit_time is not None else r.entry_time,
+            "entry_idx": r.entry_idx,
+            "exit_idx": exit_idx,
+            "side": r.side,
+            "qty": r.qty,
+            "entry_price": r.entry_price,
+            "exit_price": r.exit_price if r.exit_price is not None else float("nan"),
+            "pnl": r.pnl,
+            "commission": r.commission,
+            "exit_reason": r.exit_reason or "end_of_data",
+            "is_open": bool(r.is_open),
+            "bars_held": int(held) if isinstance(held, int | float) else exit_idx - r.entry_idx,
+        })
+    return out
 
 
 async def get_equity(db: Database, run_id: str) -> tuple[np.ndarray, np.ndarray]:

@@ -6,6 +6,7 @@ __all__ = [
     "ALL_RUNS_CHANNEL",
     "DEFAULT_QUEUE",
     "HEALTH_CHECK_SUFFIX",
+    "IN_PROGRESS_PREFIX",
     "JOB_RUN_BACKTEST",
     "KEY_PREFIX",
     "job_id_for",
@@ -17,6 +18,9 @@ KEY_PREFIX = "bt:"
 
 DEFAULT_QUEUE = "bt:queue"
 """The arq queue (a sorted set) that `backtester worker` processes read."""
+
+IN_PROGRESS_PREFIX = "arq:in-progress:"
+"""arq marks a job a worker has started with `<prefix><job id>` (arq.constants)."""
 
 HEALTH_CHECK_SUFFIX = ":health-check"
 """arq writes its worker health line to `<queue><suffix>`."""

@@ -13,7 +13,7 @@ import dataclasses
 import logging
 from typing import Any, Protocol, runtime_checkable
 
-from workers.constants import DEFAULT_QUEUE, JOB_RUN_BACKTEST, job_id_for
+from workers.constants import DEFAULT_QUEUE, IN_PROGRESS_PREFIX, JOB_RUN_BACKTEST, job_id_for
 from workers.jobs import WorkerContext, execute_run
 from workers.reaper import reaper_loop
 
@@ -161,8 +161,17 @@ class ArqQueue:
             log.debug("run %s (attempt %d) already queued", run_id, attempt)
 
     async def depth(self) -> int:
+        """Jobs waiting for a worker: arq keeps a job in its queue until it ends, so the
+        ones a worker is already running (they have an in-progress key) are left out."""
         pool = await self._get_pool()
-        return int(await pool.zcard(self.queue_name))
+        job_ids = await pool.zrange(self.queue_name, 0, -1)
+        if not job_ids:
+            return 0
+        async with pool.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.exists(IN_PROGRESS_PREFIX + job_id.decode())
+            running = await pipe.execute()
+        return sum(1 for r in running if not r)
 
     async def close(self) -> None:
         if self._pool is not None and self._owns_pool:

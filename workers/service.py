@@ -30,6 +30,7 @@ from store.errors import BadInputError, ConflictError
 from store.models import RunRow, RunStatus
 from strategies.base import ParamError, Strategy, merge_engine_options
 from strategies.registry import UnknownStrategyError, get_strategy
+from workers.analytics import RunAnalytics
 from workers.bus import ProgressBus, Subscription
 from workers.events import row_event
 from workers.queue import JobQueue
@@ -83,6 +84,8 @@ class Services(StrategyServices):
         self.limits = limits or ServiceLimits()
         self.strategy_paths = tuple(Path(p) for p in strategy_paths)
         self._sync_lock = asyncio.Lock()
+        self.analytics = RunAnalytics(db, blobs)
+        """Analysis, charts, comparisons and reports of finished runs (`workers.analytics`)."""
 
     def validate_backtest(
         self,

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from engine.ingest.errors import Codes, IngestError
-from engine.ingest.times import is_date_only, looks_like_datetime, looks_like_time_of_day
+from engine.ingest.formats import is_date_only, looks_like_datetime, looks_like_time_of_day
 from engine.ingest.values import NUMBER, bad_value_error
 
 __all__ = ["DELIMITERS", "MAX_COLUMNS", "Layout", "normalize_name", "sniff_layout"]

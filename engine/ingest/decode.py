@@ -125,7 +125,10 @@ def _unzip(data: bytes, cap: int) -> tuple[bytes, str]:
 
 def _decompress(data: bytes, cap: int) -> tuple[bytes, str | None, str | None]:
     if data[:2] == b"\x1f\x8b":
-        return _gunzip(data, cap), "gzip", None
+        raw = _gunzip(data, cap)
+        if raw[:2] == b"\x1f\x8b" or raw[:4] == b"PK\x03\x04":
+            raise IngestError(Codes.UNSUPPORTED_FORMAT, "the gzip holds another archive; upload the CSV")
+        return raw, "gzip", None
     if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         raw, member = _unzip(data, cap)
         return raw, "zip", member
@@ -227,12 +230,12 @@ def decode_bytes(data: bytes, *, max_decompressed_bytes: int) -> Decoded:
         raise IngestError(Codes.EMPTY_FILE, "the file is empty")
     raw, compression, member = _decompress(data, max_decompressed_bytes)
     body, encoding = _to_utf8(raw)
-    if not body.strip():
+    if not body or body.isspace():
         raise IngestError(Codes.EMPTY_FILE, "the file has no text")
     if b"\r" in body:
         body = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     text, line_numbers, n_blank, first_blank = _drop_blank_lines(body)
-    if not text.strip():
+    if not text or text.isspace():
         raise IngestError(Codes.EMPTY_FILE, "the file has no text")
     return Decoded(
         data=text,

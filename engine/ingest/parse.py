@@ -28,6 +28,7 @@ from engine.ingest.values import (
 
 __all__ = ["IngestResult", "bars_hash", "parse_ohlcv"]
 
+_DECIMAL_SAMPLE = 5_000
 _USED_ROLES = ("datetime", "date", "time", *PRICE_ROLES, "volume", "tickvol")
 
 
@@ -73,15 +74,22 @@ def _bools(arr: pa.Array) -> np.ndarray:
     return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _decimal(cols: list[pa.Array], layout: Layout) -> str:
+def _decimal(cols: list[pa.Array], layout: Layout) -> tuple[str, bool]:
+    """(decimal separator, whether the sample showed one) from the first rows.
+
+    Safe on a sample: the number grammar of the chosen separator rejects the other
+    one, so a wrong choice can only reject, never misread.
+    """
     if layout.delimiter == ",":
-        return "."
+        return ".", True
     numeric = [
-        cols[layout.roles[r]] for r in (*PRICE_ROLES, "volume", "tickvol") if r in layout.roles
+        cols[layout.roles[r]].slice(0, _DECIMAL_SAMPLE)
+        for r in (*PRICE_ROLES, "volume", "tickvol")
+        if r in layout.roles
     ]
     has_comma = any(pc.any(pc.match_substring(c, ",")).as_py() for c in numeric)
     has_dot = any(pc.any(pc.match_substring(c, ".")).as_py() for c in numeric)
-    return "," if has_comma and not has_dot else "."
+    return ("," if has_comma and not has_dot else "."), has_comma or has_dot
 
 
 def _time_missing(col: pa.Array) -> np.ndarray:
@@ -300,8 +308,17 @@ def _parse(
     r.file_warnings()
     cols = read_columns(dec, layout)
     r.check_cells(cols)
-    decimal = _decimal(cols, layout)
-    prices = {role: r.numbers(cols, role, decimal) for role in PRICE_ROLES}
+    decimal, certain = _decimal(cols, layout)
+    try:
+        prices = {role: r.numbers(cols, role, decimal) for role in PRICE_ROLES}
+    except IngestError as exc:
+        if certain or exc.code != Codes.NON_NUMERIC:
+            raise
+        try:  # whole numbers at the top, decimal commas further down
+            decimal = ","
+            prices = {role: r.numbers(cols, role, decimal) for role in PRICE_ROLES}
+        except IngestError:
+            raise exc from None
     date_role = "datetime" if "datetime" in layout.roles else "date"
     keep = r.drop_missing(cols, prices, _time_missing(cols[layout.roles[date_role]]))
     n = len(r.lines) if keep is None else int(keep.sum())

@@ -28,6 +28,7 @@ MAX_FIELD_CHARS = 128
 # Spellings of "no value" that spreadsheets, pandas and vendors write into cells.
 MISSING_TOKENS = ("", "nan", "null", "none", "na", "n/a", "#n/a", "-", "--")
 NUMBER = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$"
+NUMBER_COMMA = r"^[+-]?(?:\d+(?:,\d*)?|,\d+)(?:[eE][+-]?\d+)?$"  # decimal comma
 _NUMBER_RE = re.compile(NUMBER, re.ASCII)
 _FORMULA_START = r"^\s*[=+\-@]"
 
@@ -99,29 +100,41 @@ class NumericColumn:
     missing: np.ndarray | None
 
 
+def _fast_numbers(col: pa.Array, decimal: str) -> np.ndarray | None:
+    """Arrow's parser, when it reads every cell as a finite number (else None).
+
+    Arrow accepts exactly the NUMBER grammar plus nan/inf spellings, so a column it
+    reads without error into finite values is one the grammar accepts too.
+    """
+    s = col
+    if decimal == ",":
+        if pc.any(pc.match_substring(s, ".")).as_py():
+            return None
+        s = pc.replace_substring(s, ",", ".")
+    try:
+        values = np.asarray(pc.cast(s, pa.float64()).to_numpy(), dtype=np.float64)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return values if np.isfinite(values).all() else None
+
+
 def to_numbers(col: pa.Array, *, decimal: str, lines: np.ndarray, name: str) -> NumericColumn:
     """Strict decimal numbers (optionally with exponent); markers of no value become NaN.
 
     Anything else rejects the file at its line: a formula (FORMULA), text (NON_NUMERIC),
     or a "." in a file whose decimal separator is "," (thousands separators are not read).
     """
+    fast = _fast_numbers(col, decimal)
+    if fast is not None:
+        return NumericColumn(fast, None)
+    grammar = NUMBER if decimal == "." else NUMBER_COMMA
     s = col
-    if decimal == ",":
-        dots = _bools(pc.match_substring(s, "."))
-        if dots.any():
-            i = int(np.argmax(dots))
-            raise IngestError(
-                Codes.NON_NUMERIC,
-                f"{s[i].as_py()!r} has a '.' but this file writes decimals with ',' "
-                "(thousands separators are not accepted)",
-                line=int(lines[i]),
-                column=name,
-            )
-        s = pc.replace_substring(s, ",", ".")
-    ok = _bools(pc.match_substring_regex(s, NUMBER))
+    ok = _bools(pc.match_substring_regex(s, grammar))
     if not ok.all():
         s = pc.utf8_trim_whitespace(s)
-        ok = _bools(pc.match_substring_regex(s, NUMBER))
+        ok = _bools(pc.match_substring_regex(s, grammar))
+    if decimal == ",":
+        s = pc.replace_substring(s, ",", ".")
     if ok.all():
         return NumericColumn(
             np.asarray(pc.cast(s, pa.float64()).to_numpy(), dtype=np.float64), None
@@ -132,18 +145,23 @@ def to_numbers(col: pa.Array, *, decimal: str, lines: np.ndarray, name: str) -> 
     )
     if not is_missing.all():
         i = int(bad[int(np.argmax(~is_missing))])
-        text = col[i].as_py()
-        err = bad_value_error(text, int(lines[i]), name)
-        if err is None:
-            hint = ""
-            if "," in text and decimal == ".":
-                hint = " (this file's decimal separator is '.'; thousands separators are not read)"
-            err = IngestError(
-                Codes.NON_NUMERIC, f"{text.strip()!r} is not a number{hint}", int(lines[i]), name
-            )
-        raise err
+        raise _not_a_number(col[i].as_py(), decimal, int(lines[i]), name)
     filled = pc.if_else(pa.array(ok), s, "0")
     values = np.array(pc.cast(filled, pa.float64()).to_numpy(), dtype=np.float64)
     missing = ~ok
     values[missing] = np.nan
     return NumericColumn(values, missing)
+
+
+def _not_a_number(text: str, decimal: str, line: int, name: str) -> IngestError:
+    err = bad_value_error(text, line, name)
+    if err is not None:
+        return err
+    t = text.strip()
+    if decimal == "," and "." in t:
+        why = "has a '.' but this file writes decimals with ',' (thousands separators are not read)"
+    elif decimal == "." and "," in t:
+        why = "is not a number (this file's decimal separator is '.'; thousands separators are not read)"
+    else:
+        why = "is not a number"
+    return IngestError(Codes.NON_NUMERIC, f"{t!r} {why}", line, name)

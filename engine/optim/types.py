@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import difflib
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeAlias
 
 import numpy as np
 
 from engine.errors import EngineInputError
+from engine.metrics import INT_KEYS
 
-__all__ = ["Evaluate", "Metrics", "OptimInputError", "Params", "params_key"]
+__all__ = [
+    "Evaluate",
+    "Metrics",
+    "OptimInputError",
+    "Params",
+    "clean_metric",
+    "did_you_mean",
+    "params_key",
+]
 
 Params: TypeAlias = dict[str, Any]
 """One parameter set: name -> int | float | bool | str."""
@@ -35,3 +45,19 @@ class OptimInputError(EngineInputError):
 def params_key(params: Mapping[str, Any], names: tuple[str, ...]) -> tuple[Any, ...]:
     """Hashable identity of a parameter set (values in `names` order)."""
     return tuple(params[n] for n in names)
+
+
+def did_you_mean(name: str, options: Iterable[str]) -> str:
+    """'; did you mean 'x'?' for the closest option, or ' (choose from a, b)'."""
+    opts = sorted(options)
+    close = difflib.get_close_matches(name, opts, n=1, cutoff=0.5)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f" (choose from {', '.join(opts)})" if opts else ""
+
+
+def clean_metric(key: str, value: float) -> float | int | None:
+    """A metric as a run reports it: None if undefined (NaN/inf), int for counts."""
+    if not np.isfinite(value):
+        return None
+    return int(value) if key in INT_KEYS else float(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pydantic
@@ -12,6 +13,7 @@ from app.settings import Settings, normalize_database_url, redact_url
 ENV_NAMES = [
     "DATABASE_URL", "REDIS_URL", "BT_DATA_DIR", "BT_WORKER_CONCURRENCY", "BT_LEASE_SECONDS",
     "BT_ALLOWED_ORIGINS", "BT_MAX_BODY_BYTES", "BT_GRAPHIQL", "BT_HOST", "BT_PORT", "BT_ENV",
+    "STRATEGY_PATHS", "BT_STRATEGY_PATHS",
 ]
 
 
@@ -71,3 +73,10 @@ def test_url_helpers() -> None:
     assert normalize_database_url("postgresql://u@h/d") == "postgresql+asyncpg://u@h/d"
     assert redact_url("postgresql://u:p@h/d") == "postgresql://u:***@h/d"
     assert redact_url("redis://h:6379") == "redis://h:6379"
+
+
+def test_strategy_paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert Settings().strategy_paths == []
+    monkeypatch.setenv("STRATEGY_PATHS", f"{tmp_path / 'a'}, {tmp_path / 'b'}{os.pathsep}~/c")
+    assert Settings().strategy_paths == [tmp_path / "a", tmp_path / "b", Path("~/c").expanduser()]
+    assert Settings(strategy_paths=[tmp_path]).strategy_paths == [tmp_path]

@@ -31,7 +31,7 @@ def _prices(n: int, base: float = 100.0, tick: float = 0.05, digits: int = 2) ->
         h = max(o, c) + tick
         lo = min(o, c) - tick
         v = 1000 + (i * 37) % 500
-        out.append(tuple(f"{x:.{digits}f}" for x in (o, h, lo, c)) + (str(v),))
+        out.append((*(f"{x:.{digits}f}" for x in (o, h, lo, c)), str(v)))
         p = c
     return out
 
@@ -40,6 +40,11 @@ def _lines(rows: list[list[str]], sep: str = ",", nl: str = "\n") -> str:
     buf = io.StringIO()
     csv.writer(buf, delimiter=sep, lineterminator=nl).writerows(rows)
     return buf.getvalue()
+
+
+def _h(names: str) -> list[str]:
+    """A header row from comma-separated names."""
+    return names.split(",")
 
 
 def _zip(members: dict[str, bytes]) -> bytes:
@@ -93,6 +98,7 @@ def reject(code: str, line: int | None, column: str | None) -> dict[str, Any]:
 # ---------------------------------------------------------------- real formats (accept)
 
 
+# fmt: off
 def real_formats() -> None:
     p = _prices(6, 21700.0, 5.0)
     rows = [["date", "open", "high", "low", "close", "volume"]] + [
@@ -113,8 +119,9 @@ def real_formats() -> None:
                time_format="iso"),
         tz="Asia/Kolkata", description="Upstox historical candle API as CSV, oi column ignored")
 
-    rows = [["<TICKER>", "<DTYYYYMMDD>", "<TIME>", "<OPEN>", "<HIGH>", "<LOW>", "<CLOSE>",
-             "<VOL>"]] + [
+    rows = [
+        ["<TICKER>", "<DTYYYYMMDD>", "<TIME>", "<OPEN>", "<HIGH>", "<LOW>", "<CLOSE>", "<VOL>"]
+    ] + [
         ["RELIANCE", "20240102", f"{h:02d}{m:02d}00", *p[i]]
         for i, (h, m) in enumerate(_minutes(9, 15, 6))
     ]
@@ -132,8 +139,7 @@ def real_formats() -> None:
                time_format="iso", tz_aware=False),
         tz="America/New_York", description="Stooq daily download")
 
-    rows = [["<TICKER>", "<PER>", "<DATE>", "<TIME>", "<OPEN>", "<HIGH>", "<LOW>", "<CLOSE>",
-             "<VOL>", "<OPENINT>"]] + [
+    rows = [_h("<TICKER>,<PER>,<DATE>,<TIME>,<OPEN>,<HIGH>,<LOW>,<CLOSE>,<VOL>,<OPENINT>")] + [
         ["AAPL.US", "5", "20240102", f"{h:02d}{m:02d}00", *q[i], "0"]
         for i, (h, m) in enumerate(_minutes(15, 35, 5, 5))
     ]
@@ -142,16 +148,17 @@ def real_formats() -> None:
                time_format="compact", split_time=True),
         tz="Europe/Warsaw", description="Stooq ASCII intraday (<TICKER>,<PER>,<DATE>,<TIME>...)")
 
-    fx = _prices(6, 1.1010, 0.0002, 5)
-    rows = [[f"2024.01.02", f"{h:02d}:{m:02d}", *fx[i]] for i, (h, m) in enumerate(_minutes(9, 0, 6))]
+    fx = _prices(6, 1.101, 0.0002, 5)
+    rows = [
+        ["2024.01.02", f"{h:02d}:{m:02d}", *fx[i]] for i, (h, m) in enumerate(_minutes(9, 0, 6))
+    ]
     add("mt4_history_center.csv", _lines(rows),
         accept(["NO_HEADER", "TZ_ASSUMED"], 6, "1min", "2024-01-02T09:00:00+00:00",
                "2024-01-02T09:05:00+00:00", time_format="ymd", date_sep=".", split_time=True,
                header=False),
         description="MetaTrader 4 History Center export: no header, dotted dates")
 
-    rows = [["<DATE>", "<TIME>", "<OPEN>", "<HIGH>", "<LOW>", "<CLOSE>", "<TICKVOL>", "<VOL>",
-             "<SPREAD>"]] + [
+    rows = [_h("<DATE>,<TIME>,<OPEN>,<HIGH>,<LOW>,<CLOSE>,<TICKVOL>,<VOL>,<SPREAD>")] + [
         ["2024.01.02", f"{h:02d}:{m:02d}:00", *fx[i][:4], str(40 + i), "0", "3"]
         for i, (h, m) in enumerate(_minutes(9, 0, 6, 15))
     ]
@@ -160,7 +167,9 @@ def real_formats() -> None:
                "2024-01-02T10:15:00+00:00", delimiter="\t", time_format="ymd", date_sep="."),
         tz="UTC", description="MetaTrader 5 export: tab, <DATE> <TIME>, real <VOL> all zero")
 
-    rows = [["<DATE>", "<OPEN>", "<HIGH>", "<LOW>", "<CLOSE>", "<TICKVOL>", "<VOL>", "<SPREAD>"]] + [
+    rows = [
+        ["<DATE>", "<OPEN>", "<HIGH>", "<LOW>", "<CLOSE>", "<TICKVOL>", "<VOL>", "<SPREAD>"]
+    ] + [
         [f"2024.01.{d:02d}", *fx[i][:4], str(90000 + i), "0", "2"]
         for i, d in enumerate((2, 3, 4, 5))
     ]
@@ -184,14 +193,14 @@ def real_formats() -> None:
     add("yahoo_daily_adj_close.csv", _lines(rows),
         accept(["ADJ_CLOSE_IGNORED", "MISSING_ROWS"], 7, "1d", "2024-01-02T00:00:00-05:00",
                "2024-01-11T00:00:00-05:00", time_format="iso"),
-        warning_lines={"MISSING_ROWS": 4},
-        tz="America/New_York", description="Yahoo Finance daily with Adj Close and a null row")
+        warning_lines={"MISSING_ROWS": 4}, tz="America/New_York",
+        description="Yahoo Finance daily with Adj Close and a null row")
 
     b = _prices(5, 42283.58, 12.5)
     t0 = 1704067200000
-    rows = [[str(t0 + i * 3600000), *b[i][:4], "1271.68108", str(t0 + (i + 1) * 3600000 - 1),
-             "53957248.9", "47134", "682.5", "28957.3", "0"] for i in range(5)]
-    add("binance_klines_1h.csv", _lines(rows),
+    klines = [[str(t0 + i * 3600000), *b[i][:4], "1271.68108", str(t0 + (i + 1) * 3600000 - 1),
+               "53957248.9", "47134", "682.5", "28957.3", "0"] for i in range(5)]
+    add("binance_klines_1h.csv", _lines(klines),
         accept(["NO_HEADER"], 5, "1h", "2024-01-01T00:00:00+00:00", "2024-01-01T04:00:00+00:00",
                time_format="epoch", epoch_unit="ms", header=False),
         description="Binance klines CSV from data.binance.vision: epoch ms, no header")
@@ -204,12 +213,9 @@ def real_formats() -> None:
                time_format="epoch", epoch_unit="us", header=False),
         description="Binance spot klines since 2025: epoch microseconds")
 
-    head = ["open_time", "open", "high", "low", "close", "volume", "close_time",
-            "quote_asset_volume", "number_of_trades", "taker_buy_base_asset_volume",
-            "taker_buy_quote_asset_volume", "ignore"]
-    rows = [head] + [[str(t0 + i * 3600000), *b[i][:4], "1271.68108", str(t0 + (i + 1) * 3600000 - 1),
-                      "53957248.9", "47134", "682.5", "28957.3", "0"] for i in range(5)]
-    add("binance_klines_header.csv", _lines(rows),
+    head = _h("open_time,open,high,low,close,volume,close_time,quote_asset_volume,"
+              "number_of_trades,taker_buy_base_asset_volume,taker_buy_quote_asset_volume,ignore")
+    add("binance_klines_header.csv", _lines([head, *klines]),
         accept([], 5, "1h", "2024-01-01T00:00:00+00:00", "2024-01-01T04:00:00+00:00",
                time_format="epoch", epoch_unit="ms"),
         description="Binance klines with the documented header names")
@@ -231,9 +237,10 @@ def real_formats() -> None:
                time_format="iso", tz_aware=True),
         tz="Asia/Kolkata", description="TradingView export with ISO times and no volume")
 
-    e = _prices(5, 1.0850, 0.0005, 4)
+    e = _prices(5, 1.085, 0.0005, 4)
     rows = [["Datum", "Eröffnung", "Hoch", "Tief", "Schluss", "Volumen"]] + [
-        [f"{d:02d}.01.2024", *(x.replace(".", ",") for x in e[i])] for i, d in enumerate(range(15, 20))
+        [f"{d:02d}.01.2024", *(x.replace(".", ",") for x in e[i])]
+        for i, d in enumerate(range(15, 20))
     ]
     add("german_semicolon_decimal_comma.csv", _lines(rows, ";"),
         accept(["TZ_ASSUMED"], 5, "1d", "2024-01-15T00:00:00+00:00", "2024-01-19T00:00:00+00:00",
@@ -241,7 +248,8 @@ def real_formats() -> None:
         description="German Excel export: semicolon, decimal comma, dd.mm.yyyy (15 > 12)")
 
     rows = [["Date", "Open", "High", "Low", "Close", "Volume"]] + [
-        [f"{d:02d}/01/2024", *(x.replace(".", ",") for x in e[i])] for i, d in enumerate(range(2, 7))
+        [f"{d:02d}/01/2024", *(x.replace(".", ",") for x in e[i])]
+        for i, d in enumerate(range(2, 7))
     ]
     add("french_dayfirst_given.csv", _lines(rows, ";"),
         accept([], 5, "1d", "2024-01-02T00:00:00+01:00", "2024-01-06T00:00:00+01:00",
@@ -267,8 +275,10 @@ def real_formats() -> None:
                delimiter="\t", encoding="utf-16-le", split_time=True),
         tz="Asia/Kolkata", description="Excel 'Unicode Text': UTF-16 LE with BOM, tab")
 
-    text = _lines([["Date", "Open", "High", "Low", "Close", "Volume"]] + [
-        [f"2024-01-{d:02d}", *q[i]] for i, d in enumerate((2, 3, 4))])
+    text = _lines(
+        [["Date", "Open", "High", "Low", "Close", "Volume"]]
+        + [[f"2024-01-{d:02d}", *q[i]] for i, d in enumerate((2, 3, 4))]
+    )
     add("utf8_bom.csv", b"\xef\xbb\xbf" + text.encode(),
         accept([], 3, "1d", "2024-01-02T00:00:00+00:00", "2024-01-04T00:00:00+00:00",
                encoding="utf-8-sig"),
@@ -278,7 +288,8 @@ def real_formats() -> None:
         accept([], 3, "1d", "2024-01-02T00:00:00+00:00", "2024-01-04T00:00:00+00:00",
                compression="gzip"),
         tz="UTC", description="gzip of a plain CSV")
-    add("daily_in_zip.zip", _zip({"prices/daily.csv": text.encode(), "__MACOSX/._daily.csv": b"\0\5"}),
+    add("daily_in_zip.zip",
+        _zip({"prices/daily.csv": text.encode(), "__MACOSX/._daily.csv": b"\x00\x05"}),
         accept([], 3, "1d", "2024-01-02T00:00:00+00:00", "2024-01-04T00:00:00+00:00",
                compression="zip", member="prices/daily.csv"),
         tz="UTC", description="zip with one CSV (macOS resource fork entry ignored)")
@@ -330,17 +341,26 @@ def real_formats() -> None:
         accept([], 3, "1d", "2024-01-02T00:00:00+00:00", "2024-01-04T00:00:00+00:00",
                delimiter=";"),
         tz="UTC", description="Excel 'sep=;' hint line before the header")
+# fmt: on
 
 
 # --------------------------------------------------------------- repairs (accept + warn)
 
 
+# fmt: off
 def repairs() -> None:
     p = _prices(6)
     head = ["Date", "Open", "High", "Low", "Close", "Volume"]
     days = [f"2024-01-{d:02d}" for d in (2, 3, 4, 5, 8, 9)]
-    rows = [head, [days[0], *p[0]], [days[1], *p[1]], [days[1], *p[1]], [days[2], *p[2]],
-            [days[3], *p[3]], [days[3], *p[3]]]
+    rows = [
+        head,
+        [days[0], *p[0]],
+        [days[1], *p[1]],
+        [days[1], *p[1]],
+        [days[2], *p[2]],
+        [days[3], *p[3]],
+        [days[3], *p[3]],
+    ]
     add("duplicates_identical.csv", _lines(rows),
         accept(["DUPLICATE_ROWS"], 4, "1d", "2024-01-02T00:00:00+00:00",
                "2024-01-05T00:00:00+00:00"),
@@ -353,23 +373,32 @@ def repairs() -> None:
         tz="UTC", description="two rows out of order: sorted with a warning",
         warning_lines={"UNSORTED": 4})
 
-    text = "Date,Open,High,Low,Close,Volume\r\n\r\n" + "".join(
-        f"{days[i]},{','.join(p[i])}\r\n" + ("   \r\n" if i == 2 else "") for i in range(4)
-    ) + "\r\n\r\n"
+    text = (
+        "Date,Open,High,Low,Close,Volume\r\n\r\n"
+        + "".join(
+            f"{days[i]},{','.join(p[i])}\r\n" + ("   \r\n" if i == 2 else "") for i in range(4)
+        )
+        + "\r\n\r\n"
+    )
     add("blank_lines_crlf.csv", text,
         accept(["BLANK_LINES"], 4, "1d", "2024-01-02T00:00:00+00:00", "2024-01-05T00:00:00+00:00"),
         tz="UTC", description="CRLF with empty and whitespace-only lines",
         warning_lines={"BLANK_LINES": 2})
 
-    rows = [head, [days[0], *p[0]], ["", "", "", "", "", ""], [days[1], *p[1]],
-            [days[2], *p[2]], ["", "", "", "", "", ""]]
+    rows = [
+        head,
+        [days[0], *p[0]],
+        ["", "", "", "", "", ""],
+        [days[1], *p[1]],
+        [days[2], *p[2]],
+        ["", "", "", "", "", ""],
+    ]
     add("empty_rows.csv", _lines(rows),
         accept(["EMPTY_ROWS"], 3, "1d", "2024-01-02T00:00:00+00:00", "2024-01-04T00:00:00+00:00"),
         tz="UTC", description="spreadsheet rows of empty cells (,,,,,) dropped",
         warning_lines={"EMPTY_ROWS": 3})
 
-    rows = [head, [days[0], *p[0]], [days[1], "NaN", "NaN", "NaN", "NaN", "0"],
-            [days[2], *p[2]]]
+    rows = [head, [days[0], *p[0]], [days[1], "NaN", "NaN", "NaN", "NaN", "0"], [days[2], *p[2]]]
     add("nan_price_row.csv", _lines(rows),
         accept(["MISSING_ROWS"], 2, "irregular", "2024-01-02T00:00:00+00:00",
                "2024-01-04T00:00:00+00:00"),
@@ -394,11 +423,13 @@ def repairs() -> None:
     add("trailing_delimiter.csv", _lines(rows),
         accept([], 3, "1d", "2024-01-02T00:00:00+00:00", "2024-01-04T00:00:00+00:00"),
         tz="UTC", description="every line ends with a delimiter (empty last column)")
+# fmt: on
 
 
 # ---------------------------------------------------------------------- rejections
 
 
+# fmt: off
 def rejections() -> None:
     p = _prices(5)
     head = ["Date", "Open", "High", "Low", "Close", "Volume"]
@@ -417,8 +448,8 @@ def rejections() -> None:
     rows = [["Symbol", *head]] + [["ACME", days[i], *p[i]] for i in range(5)]
     rows[5][0] = "@SUM(1+1)*cmd"
     add("formula_in_ignored_column.csv", _lines(rows),
-        reject("FORMULA", 6, "Symbol"), tz="UTC",
-        description="formula in a column the parser does not use: still rejected")
+        reject("FORMULA", 6, "Symbol"),
+        tz="UTC", description="formula in a column the parser does not use: still rejected")
     add("formula_minus.csv", table((4, 5, "-2+3+cmd")),
         reject("FORMULA", 5, "Volume"), tz="UTC", description="formula starting with -")
     add("formula_in_header.csv", table(header=["Date", "Open", "High", "Low", "Close", "=1+2"]),
@@ -430,11 +461,11 @@ def rejections() -> None:
         for i in range(3)
     ]
     add("nasdaq_dollar_prices.csv", _lines(nasdaq),
-        reject("NON_NUMERIC", 2, "Open"), tz="America/New_York",
-        description="Nasdaq.com export: $ in prices is not a number")
+        reject("NON_NUMERIC", 2, "Open"),
+        tz="America/New_York", description="Nasdaq.com export: $ in prices is not a number")
     add("partial_missing_close.csv", table((2, 4, "")),
-        reject("MISSING_VALUE", 3, "Close"), tz="UTC",
-        description="one price empty while the others are present")
+        reject("MISSING_VALUE", 3, "Close"),
+        tz="UTC", description="one price empty while the others are present")
     add("missing_time.csv", table((4, 0, "")),
         reject("MISSING_VALUE", 5, "Date"), tz="UTC", description="prices without a date")
     add("zero_price.csv", table((2, 1, "0")),
@@ -456,86 +487,86 @@ def rejections() -> None:
     add("overlong_line.csv", table() + days[4] + "," + ",".join(["9" * 100] * 200) + "\n",
         reject("LINE_TOO_LONG", 7, None), tz="UTC", description="a 20 KB line")
     rows = [head] + [[days[i], *p[i]] for i in range(5)]
-    rows[4] = [days[1], *p[1][:3], p[1][1], p[1][4]]  # close = high: consistent, different
+    rows[4] = [days[1], *p[1][:3], p[1][1], p[1][4]]
     add("duplicate_conflict.csv", _lines(rows),
-        reject("DUPLICATE_CONFLICT", 5, "Close"), tz="UTC",
-        description="same timestamp on lines 3 and 5 with different closes")
+        reject("DUPLICATE_CONFLICT", 5, "Close"),
+        tz="UTC", description="same timestamp on lines 3 and 5 with different closes")
     amb = [head] + [[f"0{m}/0{d}/2024", *p[i]] for i, (m, d) in enumerate(((1, 2), (1, 3), (1, 4)))]
     add("ambiguous_day_month.csv", _lines(amb),
-        reject("AMBIGUOUS_DATE", 2, "Date"), tz="UTC",
-        description="01/02/2024 .. 01/04/2024: day and month cannot be told apart")
+        reject("AMBIGUOUS_DATE", 2, "Date"),
+        tz="UTC", description="01/02/2024 .. 01/04/2024: day and month cannot be told apart")
     amb2 = [head] + [[d, *p[i]] for i, d in enumerate(("13/01/2024", "14/01/2024", "01/15/2024"))]
     add("contradictory_day_month.csv", _lines(amb2),
-        reject("AMBIGUOUS_DATE", 4, "Date"), tz="UTC",
-        description="13/01 (day first) and then 01/15 (month first) in one file")
-    rows = [["timestamp", "open", "high", "low", "close", "volume"]] + [
-        ["1704067200", *p[0]], ["1704067260", *p[1]], ["1704067320000", *p[2]]
-    ]
+        reject("AMBIGUOUS_DATE", 4, "Date"),
+        tz="UTC", description="13/01 (day first) and then 01/15 (month first) in one file")
+    rows = [_h("timestamp,open,high,low,close,volume"), ["1704067200", *p[0]],
+            ["1704067260", *p[1]], ["1704067320000", *p[2]]]
     add("mixed_epoch_units.csv", _lines(rows),
-        reject("MIXED_EPOCH_UNIT", 4, "timestamp"), tz="UTC",
-        description="epoch seconds then milliseconds")
-    rows = [["timestamp", "open", "high", "low", "close", "volume"]] + [
-        ["2024-01-02 09:15:00+05:30", *p[0]], ["2024-01-02 09:16:00", *p[1]]
-    ]
+        reject("MIXED_EPOCH_UNIT", 4, "timestamp"),
+        tz="UTC", description="epoch seconds then milliseconds")
+    rows = [_h("timestamp,open,high,low,close,volume"), ["2024-01-02 09:15:00+05:30", *p[0]],
+            ["2024-01-02 09:16:00", *p[1]]]
     add("mixed_timezone.csv", _lines(rows),
-        reject("MIXED_TIMEZONE", 3, "timestamp"), tz="Asia/Kolkata",
-        description="one time with an offset, the next without")
+        reject("MIXED_TIMEZONE", 3, "timestamp"),
+        tz="Asia/Kolkata", description="one time with an offset, the next without")
     add("impossible_date.csv", table((3, 0, "2024-02-30")),
         reject("BAD_TIMESTAMP", 4, "Date"), tz="UTC", description="30 February")
     add("two_digit_year.csv", table(*((i + 1, 0, f"0{i + 2}/01/24") for i in range(5))),
-        reject("BAD_TIMESTAMP", 2, "Date"), tz="UTC",
-        description="two-digit years need a guess about the century")
+        reject("BAD_TIMESTAMP", 2, "Date"),
+        tz="UTC", description="two-digit years need a guess about the century")
     add("mixed_date_formats.csv", table((4, 0, "01/05/2024")),
         reject("BAD_TIMESTAMP", 5, "Date"), tz="UTC", description="ISO dates, then one d/m/y")
     rows = [["Date", "Time", "Open", "High", "Low", "Close", "Volume"]] + [
         ["2024-03-10", t, *p[i]] for i, t in enumerate(("01:58:00", "01:59:00", "02:30:00"))
     ]
     add("dst_gap_new_york.csv", _lines(rows),
-        reject("DST_TIME", 4, "Date"), tz="America/New_York",
-        description="02:30 on 2024-03-10 does not exist in New York")
+        reject("DST_TIME", 4, "Date"),
+        tz="America/New_York", description="02:30 on 2024-03-10 does not exist in New York")
     add("ragged_row.csv", table() + "2024-01-09,1,2\n",
         reject("FIELD_COUNT", 7, None), tz="UTC", description="a row with 3 of 6 fields")
     add("quoted_newline.csv", table((2, 0, "2024-01-03\n")),
         reject("FIELD_COUNT", 3, None), tz="UTC", description="a quoted newline splits a row")
-    add("missing_close_column.csv", _lines(
-        [["Date", "Open", "High", "Low", "Adj Close"]] + [[days[i], *p[i][:4]] for i in range(3)]),
-        reject("MISSING_COLUMN", 1, None), tz="UTC",
-        description="only an adjusted close: open/high/low would not match it")
+    add("missing_close_column.csv",
+        _lines([["Date", "Open", "High", "Low", "Adj Close"]] + [[days[i], *p[i][:4]] for i in range(3)]),
+        reject("MISSING_COLUMN", 1, None),
+        tz="UTC", description="only an adjusted close: open/high/low would not match it")
     add("two_close_columns.csv", table(header=["Date", "Open", "High", "Low", "Close", "Last"]),
         reject("DUPLICATE_COLUMN", 1, None), tz="UTC", description="Close and Last both present")
-    add("latin1_encoding.csv", table((3, 0, "2024-01-04")).replace("Volume", "Volumé")
-        .encode("latin-1"), reject("ENCODING", 1, None), tz="UTC",
-        description="Latin-1 bytes: not UTF-8, and guessing the code page is not done")
+    add("latin1_encoding.csv",
+        table((3, 0, "2024-01-04")).replace("Volume", "Volumé").encode("latin-1"),
+        reject("ENCODING", 1, None),
+        tz="UTC", description="Latin-1 bytes: not UTF-8, and guessing the code page is not done")
     add("utf16_without_bom.csv", table().encode("utf-16-le"),
         reject("ENCODING", 1, None), tz="UTC", description="UTF-16 without a byte-order mark")
-    add("empty.csv", b"", reject("EMPTY_FILE", None, None), tz="UTC", description="zero bytes")
-    add("header_only.csv", _lines([head]), reject("EMPTY_FILE", None, None), tz="UTC",
-        description="a header and no rows")
+    add("empty.csv", b"",
+        reject("EMPTY_FILE", None, None), tz="UTC", description="zero bytes")
+    add("header_only.csv", _lines([head]),
+        reject("EMPTY_FILE", None, None), tz="UTC", description="a header and no rows")
     add("only_null_rows.csv", table(*((r, c, "null") for r in range(1, 6) for c in range(1, 6))),
         reject("EMPTY_FILE", None, None), tz="UTC", description="every row is null")
     add("two_csvs.zip", _zip({"a.csv": table().encode(), "b.csv": table().encode()}),
         reject("ZIP_MEMBERS", None, None), tz="UTC", description="zip with two CSV files")
-    add("excel_workbook.xlsx", _zip({"[Content_Types].xml": b"<Types/>", "xl/workbook.xml": b"<x/>"}),
+    add("excel_workbook.xlsx",
+        _zip({"[Content_Types].xml": b"<Types/>", "xl/workbook.xml": b"<x/>"}),
         reject("UNSUPPORTED_FORMAT", None, None), tz="UTC", description="an .xlsx is not a CSV")
     add("bzip2.csv.bz2", bz2.compress(table().encode()),
         reject("UNSUPPORTED_FORMAT", None, None), tz="UTC", description="bzip2 is not supported")
     big = table() + "".join(f"2024-02-01,{i}.0,{i}.0,{i}.0,{i}.0,0\n" for i in range(1, 3000))
     add("gzip_over_cap.csv.gz", gzip.compress(big.encode(), mtime=0),
-        reject("TOO_LARGE", None, None), tz="UTC", max_decompressed_bytes=20_000,
+        reject("TOO_LARGE", None, None), tz="UTC", max_decompressed_bytes=20000,
         description="decompressed size above the cap given by the caller")
     add("zip_over_cap.zip", _zip({"big.csv": big.encode()}),
-        reject("TOO_LARGE", None, None), tz="UTC", max_decompressed_bytes=20_000,
-        description="zip member above the cap")
+        reject("TOO_LARGE", None, None),
+        tz="UTC", max_decompressed_bytes=20000, description="zip member above the cap")
     add("truncated.csv.gz", gzip.compress(table().encode(), mtime=0)[:60],
         reject("ARCHIVE_INVALID", None, None), tz="UTC", description="cut-off gzip")
     add("no_delimiter.txt", "just some text\nthat is not a table\n",
         reject("DELIMITER", None, None), tz="UTC", description="prose, not CSV")
-    add("decimal_comma_with_dot.csv", _lines(
-        [["Date", "Open", "High", "Low", "Close", "Volume"],
-         ["2024-01-02", "1,5", "2,5", "1,0", "2,0", "10"],
-         ["2024-01-03", "1.234,5", "1.240,0", "1.230,0", "1.235,0", "10"]], ";"),
-        reject("NON_NUMERIC", 2, "Open"), tz="UTC",
-        description="decimal commas and thousands dots mixed: not read by guessing")
+    add("decimal_comma_with_dot.csv",
+        _lines([["Date", "Open", "High", "Low", "Close", "Volume"], ["2024-01-02", "1,5", "2,5", "1,0", "2,0", "10"], ["2024-01-03", "1.234,5", "1.240,0", "1.230,0", "1.235,0", "10"]], ";"),
+        reject("NON_NUMERIC", 2, "Open"),
+        tz="UTC", description="decimal commas and thousands dots mixed: not read by guessing")
+# fmt: on
 
 
 def build() -> dict[str, bytes]:

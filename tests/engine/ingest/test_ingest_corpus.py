@@ -82,8 +82,8 @@ def test_rejected(entry: dict[str, Any]) -> None:
         _parse(entry)
     err = info.value
     assert isinstance(err, EngineInputError)
-    assert (err.code, err.line, err.column) == (entry["code"], entry["line"], entry["column"]), (
-        str(err)
+    assert (err.code, err.line, err.column) == (entry["code"], entry["line"], entry["column"]), str(
+        err
     )
     text = str(err)
     if err.line is not None:

@@ -111,14 +111,16 @@ def test_numbers_with_sign_exponent_and_missing_markers() -> None:
     res = parse_ohlcv(_csv("2024-01-02,+1e1,1.1E+1,9.,.95e1,-\n", "2024-01-03,10,11,9,10,N/A\n"))
     assert res.bars.open[0] == 10.0 and res.bars.high[0] == 11.0 and res.bars.low[0] == 9.0
     assert res.bars.volume.tolist() == [0.0, 0.0]
-    w = [x for x in res.warnings if x.code == Codes.MISSING_VOLUME][0]
+    w = next(x for x in res.warnings if x.code == Codes.MISSING_VOLUME)
     assert (w.count, w.line, w.column) == (2, 2, "Volume")
 
 
 def test_epoch_fractions_and_compact_times() -> None:
     res = parse_ohlcv(b"time,open,high,low,close\n1704067200.5,1,1,1,1\n1704067260.25,1,1,1,1\n")
     assert res.bars.ts.tolist() == [1704067200_500_000_000, 1704067260_250_000_000]
-    amibroker = b"<DATE>,<TIME>,<OPEN>,<HIGH>,<LOW>,<CLOSE>\n20240102,0,1,1,1,1\n20240102,93000,1,1,1,1\n"
+    amibroker = (
+        b"<DATE>,<TIME>,<OPEN>,<HIGH>,<LOW>,<CLOSE>\n20240102,0,1,1,1,1\n20240102,93000,1,1,1,1\n"
+    )
     res = parse_ohlcv(amibroker, tz="UTC")
     assert res.bars.ts[1] - res.bars.ts[0] == (9 * 3600 + 30 * 60) * 1_000_000_000
 
@@ -129,8 +131,9 @@ def test_plain_file_over_the_cap() -> None:
 
 
 def test_multi_member_gzip_and_zip_without_csv() -> None:
-    data = gzip.compress(_csv(*ROWS[:2]), mtime=0) + gzip.compress(b"".join(
-        r.encode() for r in ROWS[2:4]), mtime=0)  # fmt: skip
+    data = gzip.compress(_csv(*ROWS[:2]), mtime=0) + gzip.compress(
+        b"".join(r.encode() for r in ROWS[2:4]), mtime=0
+    )
     assert parse_ohlcv(data, tz="UTC").rows == 4
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -147,8 +150,13 @@ def test_error_and_warning_are_json_able() -> None:
         "column": "Close",
     }
     w = IngestWarning(Codes.UNSORTED, "sorted", 3, None, 2)
-    assert w.to_dict() == {"code": "UNSORTED", "message": "sorted", "line": 3, "column": None,
-                           "count": 2}  # fmt: skip
+    assert w.to_dict() == {
+        "code": "UNSORTED",
+        "message": "sorted",
+        "line": 3,
+        "column": None,
+        "count": 2,
+    }
 
 
 def test_dialect_validation() -> None:
@@ -177,11 +185,16 @@ def test_a_million_rows_parse_quickly() -> None:
     ts = np.datetime64("2020-01-01T00:00", "s") + np.arange(n) * 60
     rng = np.random.default_rng(1)
     c = 100 + np.round(rng.normal(0, 1, n).cumsum() * 0.01, 2) + 50
-    table = pa.table({
-        "timestamp": pa.array(ts.astype("datetime64[s]")),
-        "open": c, "high": c + 0.5, "low": c - 0.5, "close": c,
-        "volume": rng.integers(0, 10_000, n),
-    })  # fmt: skip
+    table = pa.table(
+        {
+            "timestamp": pa.array(ts.astype("datetime64[s]")),
+            "open": c,
+            "high": c + 0.5,
+            "low": c - 0.5,
+            "close": c,
+            "volume": rng.integers(0, 10_000, n),
+        }
+    )
     sink = io.BytesIO()
     pcsv.write_csv(table, sink)
     data = sink.getvalue()

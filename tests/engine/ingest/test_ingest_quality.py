@@ -136,8 +136,7 @@ def test_price_spike_is_an_outlier() -> None:
     b = _bars(ts, "Asia/Kolkata")
     c = b.close.copy()
     c[3000] *= 1.5
-    spiked = Bars.from_arrays(b.ts, b.open, np.maximum(b.high, c), b.low, c, b.volume,
-                              tz=b.tz)  # fmt: skip
+    spiked = Bars.from_arrays(b.ts, b.open, np.maximum(b.high, c), b.low, c, b.volume, tz=b.tz)
     check = _check(quality_report(spiked, []), "price_outliers")
     assert check.values["outliers"] >= 2  # type: ignore[attr-defined]
     first = check.values["examples"][0]  # type: ignore[attr-defined]

@@ -105,9 +105,7 @@ def test_any_dialect_round_trips_exactly(data: st.DataObject) -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(data=st.data(), precision=st.integers(2, 8))
-def test_fixed_precision_round_trips_at_that_precision(
-    data: st.DataObject, precision: int
-) -> None:
+def test_fixed_precision_round_trips_at_that_precision(data: st.DataObject, precision: int) -> None:
     d = data.draw(dialects())
     bars = data.draw(bars_for(d))
     raw = write_csv(bars, d, precision=precision)
@@ -139,12 +137,19 @@ def test_same_data_in_two_dialects_has_one_hash() -> None:
     b = parse_ohlcv(
         write_csv(
             bars,
-            Dialect(delimiter=";", decimal=",", time_format="dmy", date_sep=".", split_time=True,
-                    encoding="utf-16-le", compression="zip"),
+            Dialect(
+                delimiter=";",
+                decimal=",",
+                time_format="dmy",
+                date_sep=".",
+                split_time=True,
+                encoding="utf-16-le",
+                compression="zip",
+            ),
         ),
         tz="Asia/Kolkata",
         dayfirst=True,
-    )  # fmt: skip
+    )
     assert a.content_hash == b.content_hash == bars_hash(bars)
     shifted = Bars.from_arrays(ts + S, c, c + 1, c - 1, c, np.arange(50.0), tz="Asia/Kolkata")
     assert bars_hash(shifted) != a.content_hash
@@ -153,5 +158,5 @@ def test_same_data_in_two_dialects_has_one_hash() -> None:
 @pytest.mark.parametrize("fmt", ["compact", "epoch"])
 def test_writer_refuses_what_the_format_cannot_hold(fmt: str) -> None:
     bars = Bars.from_arrays(np.array([T0 + 1], dtype=np.int64), [1.0], [1.0], [1.0], [1.0])
-    with pytest.raises(ValueError, match="finer|fractions"):
+    with pytest.raises(ValueError, match=r"finer|fractions"):
         write_csv(bars, Dialect(time_format=fmt, epoch_unit="s" if fmt == "epoch" else None))
