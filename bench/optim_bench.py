@@ -63,6 +63,54 @@ def row(name: str, bars: int, trials: int, seconds: float, extra: str = "") -> l
     return [name, f"{bars:,}", f"{trials:,}", f"{seconds:.2f}", f"{rate:.3g}", extra]
 
 
+def grid_rows(n_side: int, batch: int) -> list[list[str]]:
+    """The raw sweep and the grid driver on the same 1M bars and combinations."""
+    big = minute_bars(1_000_000)
+    space = grid_space(n_side)
+    pts = [p for chunk in space.iter_grid() for p in chunk]
+    fast = np.array([p["fast"] for p in pts])
+    slow = np.array([p["slow"] for p in pts])
+    t0 = time.perf_counter()
+    sweep_ema_crossover(big, fast, slow, False)
+    raw = time.perf_counter() - t0
+    evals: list[float] = []
+
+    def evaluate(ps: list[dict]) -> dict[str, np.ndarray]:
+        t = time.perf_counter()
+        out = EmaCrossover.sweep(big, ps, None)
+        evals.append(time.perf_counter() - t)
+        return out
+
+    t0 = time.perf_counter()
+    res = optimize(Optimizer(space, "sharpe", "grid", batch_size=batch), evaluate)
+    drv = time.perf_counter() - t0
+    assert len(res.trials) == len(pts)
+    overhead = drv - sum(evals)
+    return [
+        row("raw sweep_ema_crossover", len(big), len(pts), raw, "1.00"),
+        row(f"grid driver + Strategy.sweep ({len(evals)} batches)", len(big), len(res.trials),
+            drv, f"{raw / drv:.2f} (driver alone {overhead:.2f} s)"),
+    ]
+
+
+def search_rows() -> list[list[str]]:
+    """500-trial genetic, TPE and NSGA-II runs on 100k bars."""
+    mid = minute_bars(100_000, 2)
+    wide = SearchSpace.from_schema(
+        EmaCrossover.params_schema(), {"fast": "2:200", "slow": "10:1000"}, ["fast < slow"])
+    out = []
+    for method, objectives in (("genetic", "sharpe"), ("tpe", "sharpe"),
+                               ("nsga2", ["sharpe", "-max_drawdown_pct"])):
+        opt = Optimizer(wide, objectives, method, max_trials=500, seed=1)
+        t0 = time.perf_counter()
+        r = optimize(opt, lambda ps: EmaCrossover.sweep(mid, ps, None))
+        took = time.perf_counter() - t0
+        best = r.best.values[0] if r.best else None
+        out.append(row(f"{method} 500 trials ({r.n_batches} batches)", len(mid), len(r.trials),
+                       took, f"best sharpe {best:.3f}" if best is not None else ""))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1,000 grid combinations")
@@ -74,45 +122,8 @@ def main() -> None:
     EmaCrossover.sweep(warm, [{"fast": 5, "slow": 20}], None)
     rows: list[list[str]] = []
 
-    big = minute_bars(1_000_000)
-    space = grid_space(n_side)
-    pts = [p for chunk in space.iter_grid() for p in chunk]
-    fast = np.array([p["fast"] for p in pts])
-    slow = np.array([p["slow"] for p in pts])
-    t0 = time.perf_counter()
-    sweep_ema_crossover(big, fast, slow, False)
-    raw = time.perf_counter() - t0
-    rows.append(row("raw sweep_ema_crossover", len(big), len(pts), raw, "1.00"))
-
-    evals: list[float] = []
-
-    def evaluate(ps: list[dict]) -> dict[str, np.ndarray]:
-        t = time.perf_counter()
-        out = EmaCrossover.sweep(big, ps, None)
-        evals.append(time.perf_counter() - t)
-        return out
-
-    t0 = time.perf_counter()
-    res = optimize(Optimizer(space, "sharpe", "grid", batch_size=args.batch), evaluate)
-    drv = time.perf_counter() - t0
-    assert len(res.trials) == len(pts)
-    overhead = drv - sum(evals)
-    rows.append(row(f"grid driver + Strategy.sweep ({len(evals)} batches)", len(big),
-                    len(res.trials), drv, f"{raw / drv:.2f} (driver {overhead:.2f} s)"))
-    del big
-
-    mid = minute_bars(100_000, 2)
-    wide = SearchSpace.from_schema(
-        EmaCrossover.params_schema(), {"fast": "2:200", "slow": "10:1000"}, ["fast < slow"])
-    for method, objectives in (("genetic", "sharpe"), ("tpe", "sharpe"),
-                               ("nsga2", ["sharpe", "-max_drawdown_pct"])):
-        opt = Optimizer(wide, objectives, method, max_trials=500, seed=1)
-        t0 = time.perf_counter()
-        r = optimize(opt, lambda ps: EmaCrossover.sweep(mid, ps, None))
-        took = time.perf_counter() - t0
-        best = r.best.values[0] if r.best else None
-        rows.append(row(f"{method} 500 trials ({r.n_batches} batches)", len(mid), len(r.trials),
-                        took, f"best sharpe {best:.3f}" if best is not None else ""))
+    rows += grid_rows(n_side, args.batch)
+    rows += search_rows()
 
     head = ["case", "bars", "trials", "seconds", "bar-trials/s", "vs raw / note"]
     widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]

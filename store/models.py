@@ -142,6 +142,16 @@ class DatasetRow(Base):
     original_key: Mapped[str | None] = mapped_column(String(200))
     source_name: Mapped[str | None] = mapped_column(String(300))
     quality: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    quality_score: Mapped[int | None] = mapped_column(Integer, index=True)
+    """`quality["score"]` (0-100) as a column, so lists can filter on it."""
+    warnings: Mapped[list[dict[str, Any]] | None] = mapped_column(Json)
+    """The repairs made while reading the upload (`IngestWarning.to_dict()` each)."""
+    dialect: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    """How the upload was read (delimiter, time format, ...: `Dialect.to_dict()`)."""
+    raw_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    """sha256 of the original file's bytes; `content_hash` is of the bars."""
+    original_size: Mapped[int | None] = mapped_column(BigInteger)
+    """Bytes of the original file as uploaded (`file_size` is the stored Parquet)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     def __repr__(self) -> str:

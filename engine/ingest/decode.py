@@ -127,7 +127,9 @@ def _decompress(data: bytes, cap: int) -> tuple[bytes, str | None, str | None]:
     if data[:2] == b"\x1f\x8b":
         raw = _gunzip(data, cap)
         if raw[:2] == b"\x1f\x8b" or raw[:4] == b"PK\x03\x04":
-            raise IngestError(Codes.UNSUPPORTED_FORMAT, "the gzip holds another archive; upload the CSV")
+            raise IngestError(
+                Codes.UNSUPPORTED_FORMAT, "the gzip holds another archive; upload the CSV"
+            )
         return raw, "gzip", None
     if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         raw, member = _unzip(data, cap)

@@ -183,10 +183,11 @@ class _Reader:
             cols[self.layout.roles[role]], decimal=decimal, lines=self.lines, name=self.name(role)
         )
 
-    def drop_missing(
-        self, cols: list[pa.Array], prices: dict[str, Any], time_missing: np.ndarray
-    ) -> np.ndarray | None:
+    def drop_missing(self, cols: list[pa.Array], prices: dict[str, Any]) -> np.ndarray | None:
         """Rows to keep (None = all): rows with no price at all go, partial rows reject."""
+        time_roles = [r for r in ("datetime", "date", "time") if r in self.layout.roles]
+        time_miss = {r: _time_missing(cols[self.layout.roles[r]]) for r in time_roles}
+        time_missing = np.logical_or.reduce(list(time_miss.values()))
         masks = [prices[r].missing for r in PRICE_ROLES]
         if all(m is None for m in masks) and not time_missing.any():
             return None
@@ -199,7 +200,7 @@ class _Reader:
             i_p = int(np.argmax(partial)) if partial.any() else n
             i_t = int(np.argmax(bad_time)) if bad_time.any() else n
             if i_t <= i_p:
-                role = "datetime" if "datetime" in self.layout.roles else "date"
+                role = next(r for r in time_roles if time_miss[r][i_t])
                 raise IngestError(
                     Codes.MISSING_VALUE,
                     "the time is empty but the row has prices",
@@ -320,7 +321,7 @@ def _parse(
         except IngestError:
             raise exc from None
     date_role = "datetime" if "datetime" in layout.roles else "date"
-    keep = r.drop_missing(cols, prices, _time_missing(cols[layout.roles[date_role]]))
+    keep = r.drop_missing(cols, prices)
     n = len(r.lines) if keep is None else int(keep.sum())
     if n == 0:
         raise IngestError(Codes.EMPTY_FILE, "no row has prices")

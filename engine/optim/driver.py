@@ -169,7 +169,11 @@ class Optimizer:
     @property
     def done(self) -> bool:
         """No batch will be handed out and none is outstanding."""
-        return self.stop_reason is not None and not self.pending
+        if self.pending:
+            return False
+        if self.stop_reason is None and self._asked >= self.total:
+            self.stop_reason = "exhausted" if self.method.planned() is not None else "max_trials"
+        return self.stop_reason is not None
 
     def cancel(self) -> None:
         """Hand out nothing more (outstanding batches may still be told)."""

@@ -198,6 +198,7 @@ class _Compiler:
                 # numbers miss by their distance (+ a hair: "<" misses when equal)
                 numeric = a.dtype.kind == "f" and b.dtype.kind == "f"
                 gap = np.abs(a - b) + 1e-9 if numeric else 1.0
+                gap = np.where(np.isfinite(gap), gap, UNDEFINED_VIOLATION)  # NaN sides
                 total = total + np.where(ok, 0.0, gap)
             return total
 

@@ -106,14 +106,22 @@ class RandomSearch:
         pass
 
 
-def _registry() -> dict[str, type]:
-    from engine.optim.bayes import NSGA2Search, TPESearch
-    from engine.optim.genetic import GeneticSearch
-
-    return {c.name: c for c in (GridSearch, RandomSearch, GeneticSearch, TPESearch, NSGA2Search)}
-
-
 METHODS = ("grid", "random", "genetic", "tpe", "nsga2")
+
+
+def _method_class(name: str) -> type:
+    # Imported on demand: Optuna takes a noticeable time to import.
+    if name == "grid":
+        return GridSearch
+    if name == "random":
+        return RandomSearch
+    if name == "genetic":
+        from engine.optim.genetic import GeneticSearch
+
+        return GeneticSearch
+    from engine.optim.bayes import NSGA2Search, TPESearch
+
+    return TPESearch if name == "tpe" else NSGA2Search
 
 
 def make_method(
@@ -124,10 +132,9 @@ def make_method(
     options: dict[str, Any] | None = None,
 ) -> SearchMethod:
     """Build a method by name ("grid", "random", "genetic", "tpe", "nsga2")."""
-    registry = _registry()
-    if name not in registry:
-        raise OptimInputError("method", f"unknown method {name!r}{did_you_mean(name, registry)}")
-    cls = registry[name]
+    if name not in METHODS:
+        raise OptimInputError("method", f"unknown method {name!r}{did_you_mean(name, METHODS)}")
+    cls = _method_class(name)
     opts = dict(options or {})
     accepted = [
         p.name for p in inspect.signature(cls.__init__).parameters.values()

@@ -47,6 +47,7 @@ __all__ = [
     "DeflatedSharpe",
     "PBOResult",
     "Stability",
+    "deflated_sharpe_of_trials",
     "deflated_sharpe_ratio",
     "expected_max_sharpe",
     "parameter_stability",
@@ -136,6 +137,32 @@ def deflated_sharpe_ratio(
     dsr = probabilistic_sharpe_ratio(sharpe / root, sr0, n_obs, skew, kurtosis)
     return DeflatedSharpe(dsr, float(sharpe), sr0 * root, float(n_trials), float(sharpe_variance),
                           int(n_obs), float(skew), float(kurtosis))
+
+
+def deflated_sharpe_of_trials(
+    trials: Sequence[Trial],
+    best: Trial,
+    *,
+    n_obs: int,
+    skew: float = 0.0,
+    kurtosis: float = 3.0,
+    metric: str = "sharpe",
+) -> DeflatedSharpe | None:
+    """DSR of `best` against every trial of the log (their `metric`, NaN/None ignored).
+
+    Engine Sharpe ratios are annualized with the trial's `bars_per_year` metric, which is
+    used to de-annualize. `n_obs` = bar returns of the run (bars - 1); skew and
+    (non-excess) kurtosis of the best trial's bar returns come from its full re-run.
+    None when the best trial's Sharpe ratio is undefined.
+    """
+    sr = best.metrics.get(metric)
+    if sr is None:
+        return None
+    bpy = best.metrics.get("bars_per_year") or 1.0
+    values = [t.metrics.get(metric) for t in trials]
+    sharpes = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    return deflated_sharpe_ratio(float(sr), n_obs=n_obs, trial_sharpes=sharpes, skew=skew,
+                                 kurtosis=kurtosis, periods_per_year=float(bpy))
 
 
 # -- probability of backtest overfitting ------------------------------------------------

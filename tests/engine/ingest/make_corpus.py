@@ -562,6 +562,9 @@ def rejections() -> None:
         reject("ARCHIVE_INVALID", None, None), tz="UTC", description="cut-off gzip")
     add("no_delimiter.txt", "just some text\nthat is not a table\n",
         reject("DELIMITER", None, None), tz="UTC", description="prose, not CSV")
+    wide = [[*head, *(f"x{i}" for i in range(70))]] + [[days[i], *p[i], *["1"] * 70] for i in range(3)]
+    add("too_many_columns.csv", _lines(wide), reject("TOO_MANY_COLUMNS", 1, None),
+        tz="UTC", description="76 columns: not an OHLCV table")
     add("decimal_comma_with_dot.csv",
         _lines([["Date", "Open", "High", "Low", "Close", "Volume"], ["2024-01-02", "1,5", "2,5", "1,0", "2,0", "10"], ["2024-01-03", "1.234,5", "1.240,0", "1.230,0", "1.235,0", "10"]], ";"),
         reject("NON_NUMERIC", 2, "Open"),

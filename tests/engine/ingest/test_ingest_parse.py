@@ -203,3 +203,51 @@ def test_a_million_rows_parse_quickly() -> None:
     elapsed = time.perf_counter() - t
     assert res.rows == n and res.timeframe == "1min"
     assert elapsed < 5.0, f"1M rows took {elapsed:.2f}s"
+
+
+def test_empty_time_of_day_is_a_missing_value() -> None:
+    data = b"Date,Time,Open,High,Low,Close\n2024-01-02,09:15,1,1,1,1\n2024-01-02,,1,1,1,1\n"
+    err = _reject(data, tz="UTC")
+    assert (err.code, err.line, err.column) == (Codes.MISSING_VALUE, 3, "Time")
+
+
+def test_archive_inside_gzip_is_refused() -> None:
+    inner = gzip.compress(_csv(*ROWS), mtime=0)
+    assert _reject(gzip.compress(inner, mtime=0)).code == Codes.UNSUPPORTED_FORMAT
+
+
+def test_decimal_comma_found_below_whole_numbers() -> None:
+    times = (np.datetime64("2024-01-02T00:00", "m") + np.arange(6000)).astype(str)
+    rows = [f"{t};10;11;9;10;1\n" for t in times[:-1]] + [f"{times[-1]};10,5;11;9;10;1\n"]
+    res = parse_ohlcv(_csv(*rows, head="Date;Open;High;Low;Close;Volume\n"), tz="UTC")
+    assert res.dialect.decimal == "," and res.bars.open[-1] == 10.5
+    mixed = [*rows[:-1], f"{times[-1]};10,5;11;9.5;10;1\n"]
+    err = _reject(_csv(*mixed, head="Date;Open;High;Low;Close;Volume\n"), tz="UTC")
+    assert (err.code, err.line, err.column) == (Codes.NON_NUMERIC, 6001, "Open")
+
+
+@pytest.mark.parametrize(
+    ("kind", "values"),
+    [
+        ("ab_y", ["02.01.2024 09:15:00", "31.12.2023 23:59:59", "15.06.2024 00:00:01"]),
+        ("ymd", ["2024/01/02 09:15", "2023/12/31 23:59", "2024/06/15 00:00"]),
+        ("ab_y", ["15.01.2024 00:00:00.000", "16.01.2024 13:45:10.250"]),
+        ("compact", ["20240102 093000", "20231231 235959"]),
+        ("compact14", ["20240102093000", "20231231235959"]),
+    ],
+)
+def test_sliced_and_captured_fields_agree(kind: str, values: list[str]) -> None:
+    from engine.ingest.formats import FORMATS, PY
+    from engine.ingest.times import _captured, _Column, _sliced
+
+    col = _Column(pa.array(values), np.arange(2, 2 + len(values)), "Date")
+    m = PY[kind].match(values[0])
+    assert m is not None
+    fast = _sliced(col, m)
+    assert fast is not None
+    slow = _captured(col, FORMATS[kind])
+    for g, arr in fast.ints.items():
+        np.testing.assert_array_equal(arr, slow.get(g), err_msg=g)
+    assert set(slow.ints) - set(fast.ints) <= {"F", "S", "H", "M"}
+    for g in set(slow.ints) - set(fast.ints):
+        assert not slow.get(g).any()

@@ -103,8 +103,9 @@ def test_non_adaptive_batches_can_be_out_at_once_and_told_in_any_order() -> None
     assert opt.ask() is None and not opt.done
     assert [len(b.params) for b in batches if b] == [20, 20, 10]
     for b in reversed(batches):
-        assert b is not None
+        assert b is not None and not opt.done
         opt.tell(b, synth.bowl(b.params), seconds=1.0)
+    assert opt.done  # all handed out and told, without another ask
     assert opt.tell(batches[0].number, synth.bowl(batches[0].params))  # idempotent
     assert opt.done and opt.stop_reason == "max_trials"
     assert [t.number for t in opt.trials] == list(range(50))

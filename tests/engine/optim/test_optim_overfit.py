@@ -11,6 +11,7 @@ from scipy import stats
 
 from engine.optim import OptimInputError, Optimizer, SearchSpace, optimize
 from engine.optim.overfit import (
+    deflated_sharpe_of_trials,
     deflated_sharpe_ratio,
     expected_max_sharpe,
     parameter_stability,
@@ -128,6 +129,19 @@ def test_stability_separates_plateaus_from_spikes() -> None:
     assert st.relative_drop is not None and st.relative_drop > 0.9
     wide = parameter_stability(space, spike.trials, spike.objectives[0], radius=2)
     assert wide is not None and wide.n_neighbours == 24
-    corner = [t for t in plateau.trials if t.params == {"a": 0, "b": 0}][0]
+    corner = next(t for t in plateau.trials if t.params == {"a": 0, "b": 0})
     edge = parameter_stability(space, plateau.trials, plateau.objectives[0], best=corner)
     assert edge is not None and edge.n_neighbours == 3
+
+
+def test_deflated_sharpe_of_a_trial_log() -> None:
+    _, res = _grid_trials(lambda a, b: 0.1 * a - 0.05 * b)
+    for t in res.trials:
+        t.metrics["bars_per_year"] = 252.0
+    best = res.best
+    assert best is not None
+    out = deflated_sharpe_of_trials(res.trials, best, n_obs=999, skew=-0.5, kurtosis=5.0)
+    sharpes = [t.metrics["sharpe"] for t in res.trials]
+    assert out == deflated_sharpe_ratio(best.metrics["sharpe"], n_obs=999, trial_sharpes=sharpes,
+                                        skew=-0.5, kurtosis=5.0, periods_per_year=252.0)
+    assert out is not None and out.n_trials == 441

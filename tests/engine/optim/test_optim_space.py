@@ -32,6 +32,11 @@ def test_expressions_on_strings_functions_and_nan() -> None:
     ok = nan({"sharpe": np.array([np.nan, 1.0])})
     assert ok.tolist() == [False, True]
     assert nan.violation({"sharpe": np.array([np.nan])})[0] > 0
+    either = parse_expr("sharpe > 1 or n_trades >= 5")
+    cols = {"sharpe": np.array([np.nan, np.nan, 2.0]), "n_trades": np.array([9.0, 1.0, 0.0])}
+    assert either(cols).tolist() == [True, False, True]
+    assert either.violation(cols).tolist()[0] == 0.0 and either.violation(cols)[2] == 0.0
+    assert either.violation(cols)[1] == pytest.approx(4.0, abs=1e-6)
 
 
 @pytest.mark.parametrize("source", [
