@@ -1,5 +1,6 @@
-"""The ASGI application: `/graphql` (HTTP POST + graphql-transport-ws), `/health` and
-`/runs/{id}/report.html` (a finished run's HTML report).
+"""The ASGI application: `/graphql` (HTTP POST + graphql-transport-ws), `/health`,
+`/runs/{id}/report.html` (a finished run's HTML report) and `/datasets/{id}/download`
+(an uploaded dataset's original file).
 
 `create_app(settings)` wires the hardening the API promises: query depth, alias and
 token limits (schema extensions), a request body cap answered with 413 before any
@@ -11,10 +12,12 @@ that never carry a traceback.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 from cross_web import HTTPException
 from starlette.applications import Starlette
@@ -40,6 +43,7 @@ from app.middleware import (
 from app.settings import Settings
 from app.stack import Stack, open_stack
 from graph.context import Context, GraphLimits
+from graph.datasets import parse_dataset_id
 from graph.errors import ErrorCode, classify, to_graphql_error
 from graph.schema import build_schema
 
@@ -170,6 +174,42 @@ async def report_endpoint(request: Request) -> Response:
     return HTMLResponse(page)
 
 
+_DOWNLOAD_TYPES = {
+    ".csv": "text/csv; charset=utf-8", ".txt": "text/plain; charset=utf-8",
+    ".tsv": "text/tab-separated-values; charset=utf-8", ".gz": "application/gzip",
+    ".zip": "application/zip",
+}
+
+
+def attachment(filename: str) -> str:
+    """A Content-Disposition header for `filename`: an ASCII fallback plus the RFC 5987 form."""
+    plain = re.sub(r'[^A-Za-z0-9._ ()+-]', "_", filename).strip() or "dataset.csv"
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+async def download_endpoint(request: Request) -> Response:
+    """GET /datasets/{id}/download: the file exactly as uploaded, under its own name."""
+    stack: Stack | None = getattr(request.app.state, "stack", None)
+    if stack is None or not stack.ready:
+        return error_response("UNAVAILABLE", "service is starting or stopping", 503)
+    try:
+        dataset_id = parse_dataset_id(request.path_params["dataset_id"])
+        row, data = await stack.services.datasets.original(dataset_id)
+    except Exception as exc:
+        known = classify(exc)
+        if known is None or known[0] not in _HTTP_STATUS:
+            raise  # CatchAllMiddleware answers 500 without internals
+        code, message, extra = known
+        return error_response(code.value, message, _HTTP_STATUS[code], **extra)
+    filename = row.source_name or f"dataset-{row.id}.csv"
+    suffix = ("." + filename.rsplit(".", 1)[-1].lower()) if "." in filename else ""
+    headers = {"content-disposition": attachment(filename), "x-content-type-options": "nosniff"}
+    if row.raw_hash:
+        headers["etag"] = f'"{row.raw_hash}"'
+    media = _DOWNLOAD_TYPES.get(suffix, "application/octet-stream")
+    return Response(data, media_type=media, headers=headers)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """The whole service as one Starlette app; the lifespan opens and closes the stack."""
     settings = settings or Settings()
@@ -216,7 +256,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(
             BodyLimitMiddleware,
             max_body_bytes=settings.max_body_bytes,
-            max_upload_bytes=settings.max_upload_bytes,
+            # The file may use the whole upload cap; the other multipart fields get
+            # what a JSON request may have. The service then checks the file itself.
+            max_upload_bytes=settings.max_upload_bytes + settings.max_body_bytes,
         ),
     ]
     routes = [
@@ -224,6 +266,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         WebSocketRoute("/graphql", graphql_app),
         Route("/health", health_endpoint, methods=["GET"]),
         Route("/runs/{run_id}/report.html", report_endpoint, methods=["GET"]),
+        Route("/datasets/{dataset_id}/download", download_endpoint, methods=["GET"]),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings

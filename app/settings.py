@@ -47,7 +47,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     """Largest JSON request body; larger ones get 413 before any parsing."""
     max_upload_bytes: int = Field(64 * 1_048_576, ge=1024)
-    """Largest multipart (dataset upload) request body."""
+    """Largest dataset file (upload or `backtester import`); a multipart request body may
+    exceed it by `max_body_bytes` (the other fields), larger ones get 413 unread."""
+    max_decompressed_bytes: int = Field(512 * 1_048_576, ge=1024)
+    """Largest content of a gzip or zip dataset once decompressed (zip bombs)."""
     graphiql: bool | None = None
     """Serve GraphiQL on GET /graphql; default: on in development, off in production."""
     host: str = "127.0.0.1"

@@ -130,9 +130,11 @@ async def open_stack(settings: Settings, *, in_process: bool | None = None) -> A
             queue = ArqQueue(settings.redis_url)
         exits.push_async_callback(queue.close)
 
-        services = Services(
-            db, blobs, queue, bus, ServiceLimits(), strategy_paths=settings.strategy_paths
+        limits = ServiceLimits(
+            max_upload_bytes=settings.max_upload_bytes,
+            max_decompressed_bytes=settings.max_decompressed_bytes,
         )
+        services = Services(db, blobs, queue, bus, limits, strategy_paths=settings.strategy_paths)
         if settings.should_load_samples:
             await ensure_sample_datasets(db, blobs)
         synced = await services.sync_strategies()  # built-ins and STRATEGY_PATHS

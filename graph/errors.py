@@ -19,6 +19,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from engine.errors import EngineInputError
+from engine.ingest.errors import IngestError
 from store.errors import ConflictError, NotFoundError
 from strategies.registry import UnknownStrategyError
 
@@ -92,6 +93,11 @@ def classify(exc: BaseException) -> tuple[ErrorCode, str, dict[str, Any]] | None
         return ErrorCode.CONFLICT, str(exc), {}
     if isinstance(exc, UnknownStrategyError):
         return ErrorCode.BAD_USER_INPUT, str(exc), {"field": "strategy"}
+    if isinstance(exc, IngestError):  # a rejected dataset file: where, and which rule
+        extra = {"ingestCode": exc.code, "line": exc.line, "column": exc.column}
+        if isinstance(limit := getattr(exc, "limit", None), int):
+            extra["maxBytes"] = limit
+        return ErrorCode.BAD_USER_INPUT, str(exc), extra
     if isinstance(exc, EngineInputError):
         param = getattr(exc, "param", None)
         return ErrorCode.BAD_USER_INPUT, str(exc), ({"field": param} if param else {})

@@ -16,6 +16,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types.execution import ExecutionContext
 
 from graph.analytics import AnalyticsQueries
+from graph.dataset_mutations import DatasetMutations
 from graph.datasets import DatasetQueries
 from graph.errors import ErrorCodes
 from graph.permissions import guard_root_fields
@@ -33,7 +34,7 @@ class Query(DatasetQueries, StrategyQueries, RunQueries, AnalyticsQueries):
 
 
 @strawberry.type
-class Mutation(RunMutations, StrategyMutations):
+class Mutation(RunMutations, StrategyMutations, DatasetMutations):
     pass
 
 

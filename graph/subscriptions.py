@@ -41,6 +41,11 @@ class RunEvent:
     )
     metrics: JSON | None
     error: str | None
+    emitted_at: float | None = strawberry.field(
+        default=None,
+        description="When the server built this event (epoch ms): receipt time minus this "
+        "is the delivery delay.",
+    )
 
     @strawberry.field(description="The run as stored now (read from the database).")
     async def run(self, info: Info) -> Run:
@@ -63,6 +68,7 @@ class RunEvent:
             ],
             metrics=json_safe(event["metrics"]) if event.get("metrics") is not None else None,
             error=event.get("error"),
+            emitted_at=float(event["emitted_at"]) if event.get("emitted_at") is not None else None,
         )
 
 

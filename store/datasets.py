@@ -13,6 +13,7 @@ import io
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +195,7 @@ async def save_dataset(
         original_key=original_key,
         source_name=source_name,
         quality=quality,
+        quality_score=_score_of(quality),
         created_at=utcnow(),
     )
     try:
@@ -206,6 +208,11 @@ async def save_dataset(
         return existing
     BARS_CACHE.put(digest, bars)
     return row
+
+
+def _score_of(quality: dict[str, Any] | None) -> int | None:
+    score = (quality or {}).get("score")
+    return int(score) if isinstance(score, int | float) and not isinstance(score, bool) else None
 
 
 async def get_dataset(db: Database, dataset_id: int) -> DatasetRow:
@@ -232,16 +239,31 @@ async def list_datasets(
     db: Database,
     *,
     symbol: str | None = None,
-    timeframe: str | None = None,
+    timeframe: str | Sequence[str] | None = None,
+    min_score: int | None = None,
     first: int | None = None,
     after: str | None = None,
+    count: bool = False,
 ) -> Page[DatasetRow]:
-    """Datasets newest first; `first=None` returns them all. The page iterates like a list."""
+    """Datasets newest first; `first=None` returns them all. The page iterates like a list.
+
+    `timeframe` is one label or any of several (spellings of one timeframe); `min_score`
+    keeps datasets whose quality score is at least that (unscored ones drop out);
+    `count` fills `page.total` with the number matching the filters.
+    """
     q = select(DatasetRow).order_by(DatasetRow.id.desc())
     if symbol is not None:
         q = q.where(DatasetRow.symbol == symbol)
-    if timeframe is not None:
+    if isinstance(timeframe, str):
         q = q.where(DatasetRow.timeframe == timeframe)
+    elif timeframe is not None:
+        q = q.where(DatasetRow.timeframe.in_(list(timeframe)))
+    if min_score is not None:
+        q = q.where(DatasetRow.quality_score >= min_score)
+    total = None
+    if count:
+        async with db.session() as s:
+            total = (await s.execute(select(func.count()).select_from(q.subquery()))).scalar_one()
     if after is not None:
         (last_id,) = decode_cursor(after, 1)
         q = q.where(DatasetRow.id < int(last_id))
@@ -253,7 +275,7 @@ async def list_datasets(
     more = size is not None and len(rows) > size
     rows = rows[:size] if size is not None else rows
     cursors = [encode_cursor([r.id]) for r in rows]
-    return Page(rows, cursors[-1] if more and cursors else None, cursors)
+    return Page(rows, cursors[-1] if more and cursors else None, cursors, total)
 
 
 async def delete_dataset(
@@ -282,10 +304,18 @@ async def delete_dataset(
         found = await s.get(DatasetRow, dataset_id)
         if found is not None:
             await s.delete(found)
-    for key in (row.blob_key, row.original_key):
-        if key:
-            await blobs.delete(key)
+    await blobs.delete(row.blob_key)
+    if row.original_key and not await _original_shared(db, row.original_key):
+        # Originals are keyed by the file's hash: one file read with two time zones is
+        # two datasets sharing it, and the other one still serves it for download.
+        await blobs.delete(row.original_key)
     BARS_CACHE.discard(row.content_hash)
+
+
+async def _original_shared(db: Database, key: str) -> bool:
+    async with db.session() as s:
+        found = await s.execute(select(DatasetRow.id).where(DatasetRow.original_key == key).limit(1))
+        return found.first() is not None
 
 
 SAMPLES: tuple[dict[str, str], ...] = (

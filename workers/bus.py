@@ -5,7 +5,8 @@ for a lost connection (it logs), and Redis subscriptions reconnect and resubscri
 their own, so a Redis restart costs at most the events published while it was down.
 
 Event dict: {"run_id", "seq", "type": "snapshot"|"progress"|"status"|"terminal",
-"status", "progress", "stage", "equity": [[ts_ms, value], ...], "metrics"?, "error"?}.
+"status", "progress", "stage", "equity": [[ts_ms, value], ...], "emitted_at" (epoch ms),
+"metrics"?, "error"?}.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,13 @@ import numpy as np
 from store.models import RunRow, RunStatus
 from store.results import json_safe
 
-__all__ = ["equity_points", "progress_event", "row_event"]
+__all__ = ["emitted_at_ms", "equity_points", "progress_event", "row_event"]
+
+
+def emitted_at_ms() -> float:
+    """Wall-clock epoch milliseconds: an event's `emitted_at`, so a client can measure
+    its delivery delay (the bus adds nothing else to an event)."""
+    return time.time() * 1000.0
 
 
 def equity_points(ts: np.ndarray, equity: np.ndarray, max_points: int) -> list[list[float]]:
@@ -38,6 +45,7 @@ def row_event(row: RunRow, kind: str) -> dict[str, Any]:
         "stage": row.stage,
         "attempt": int(row.attempt or 0),
         "equity": [],
+        "emitted_at": emitted_at_ms(),
     }
     if status.terminal:
         event["metrics"] = json_safe(row.metrics) if row.metrics is not None else None
@@ -63,4 +71,5 @@ def progress_event(
         "stage": stage,
         "attempt": attempt,
         "equity": equity,
+        "emitted_at": emitted_at_ms(),
     }

@@ -32,6 +32,11 @@ from strategies.base import ParamError, Strategy, merge_engine_options
 from strategies.registry import UnknownStrategyError, get_strategy
 from workers.analytics import RunAnalytics
 from workers.bus import ProgressBus, Subscription
+from workers.dataset_service import (
+    DEFAULT_MAX_DECOMPRESSED_BYTES,
+    DEFAULT_MAX_UPLOAD_BYTES,
+    DatasetService,
+)
 from workers.events import row_event
 from workers.queue import JobQueue
 from workers.strategy_service import StrategyServices
@@ -50,6 +55,10 @@ class ServiceLimits:
     max_attempts: int = 3
     poll_s: float = 1.0
     """How often followers re-read the database while the bus is quiet."""
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    """Largest dataset file an import accepts (settings.max_upload_bytes)."""
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES
+    """Largest gzip/zip content once decompressed (zip bombs)."""
 
 
 def _options_error(exc: pydantic.ValidationError) -> BadInputError:
@@ -86,6 +95,13 @@ class Services(StrategyServices):
         self._sync_lock = asyncio.Lock()
         self.analytics = RunAnalytics(db, blobs)
         """Analysis, charts, comparisons and reports of finished runs (`workers.analytics`)."""
+        self.datasets = DatasetService(
+            db,
+            blobs,
+            max_upload_bytes=self.limits.max_upload_bytes,
+            max_decompressed_bytes=self.limits.max_decompressed_bytes,
+        )
+        """Dataset import, listing, preview, download and deletion (`workers.dataset_service`)."""
 
     def validate_backtest(
         self,

@@ -66,7 +66,7 @@ async def test_api_queue_worker_and_bus_over_real_services(team: tuple[Server, P
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         health = (await client.get("/health")).json()
         assert health["mode"] == "team" and health["redis"] == "ok" and health["database"] == "ok"
-        datasets = (await post(client, "{ datasets { id timeframe } }"))["datasets"]
+        datasets = (await post(client, "{ datasets { nodes { id timeframe } } }"))["datasets"]["nodes"]
         dataset = next(d["id"] for d in datasets if d["timeframe"] == "1m")
         run_id = (await post(client, SUBMIT, {"input": {
             "strategy": "ema_crossover", "datasetId": dataset
@@ -139,7 +139,7 @@ async def test_a_run_survives_its_worker_dying_as_seen_through_the_api(
         server.start()
         doomed.start()
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-            datasets = (await post(client, "{ datasets { id timeframe } }"))["datasets"]
+            datasets = (await post(client, "{ datasets { nodes { id timeframe } } }"))["datasets"]["nodes"]
             dataset = next(d["id"] for d in datasets if d["timeframe"] == "1m")
             run_id = (await post(client, SUBMIT, {"input": {
                 "strategy": "ema_crossover", "datasetId": dataset

@@ -108,5 +108,5 @@ async def sqlite_api(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Api]:
 
 
 async def sample_id(api: Api, timeframe: str = "1m") -> str:
-    data = await api.data("{ datasets { id timeframe } }")
-    return next(d["id"] for d in data["datasets"] if d["timeframe"] == timeframe)
+    data = await api.data("{ datasets { nodes { id timeframe } } }")
+    return next(d["id"] for d in data["datasets"]["nodes"] if d["timeframe"] == timeframe)

@@ -133,7 +133,7 @@ async def test_unexpected_errors_are_masked_and_logged(
     async with sqlite_api.stack.db.engine.begin() as conn:
         await conn.exec_driver_sql("ALTER TABLE datasets RENAME TO datasets_gone")
     with caplog.at_level(logging.ERROR, logger="backtester.graph"):
-        response = await sqlite_api.client.post("/graphql", json={"query": "{ datasets { id } }"})
+        response = await sqlite_api.client.post("/graphql", json={"query": "{ datasets { nodes { id } } }"})
     assert response.status_code == 200
     [err] = response.json()["errors"]
     request_id = response.headers["x-request-id"]

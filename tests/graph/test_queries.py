@@ -16,12 +16,12 @@ mutation Run($input: BacktestInput!) {
 async def test_datasets_and_strategies(api: Api) -> None:
     data = await api.data(
         """{
-          datasets { id name symbol exchange timezone timeframe rows start end startMs endMs }
+          datasets { nodes { id name symbol exchange timezone timeframe rows start end startMs endMs } }
           strategies { name description params { name type default min max help } defaultParams }
           strategy(name: "ema_crossover") { name paramsSchema }
         }"""
     )
-    by_tf = {d["timeframe"]: d for d in data["datasets"]}
+    by_tf = {d["timeframe"]: d for d in data["datasets"]["nodes"]}
     assert set(by_tf) == {"1m", "1d"}
     intraday = by_tf["1m"]
     assert intraday["rows"] > 10_000 and intraday["timezone"] == "Asia/Kolkata"

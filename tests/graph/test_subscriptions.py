@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -109,3 +110,20 @@ async def test_unknown_run_is_not_found(api: Api) -> None:
     [error] = result.errors
     assert error.extensions["code"] == "NOT_FOUND"
     assert "no-such-run" in error.message
+
+
+async def test_events_carry_the_time_they_were_emitted(slow_api: Api) -> None:
+    """`emittedAt` (epoch ms, stamped where the event is built) lets a client measure
+    delivery delay; bench/load_bench.py uses it for the subscriber fan-out."""
+    run_id = await submit(slow_api)
+    query = "subscription($id: ID!) { runProgress(id: $id) { type emittedAt } }"
+    received: list[tuple[float, dict[str, Any]]] = []
+    async with asyncio.timeout(60):
+        async for result in stream(slow_api, query, {"id": run_id}):
+            assert not result.errors, result.errors
+            received.append((time.time() * 1000.0, result.data["runProgress"]))
+    live = [(at, e["emittedAt"]) for at, e in received if e["type"] == "PROGRESS"]
+    assert len(live) >= 3
+    assert all(emitted is not None and 0 <= at - emitted < 5_000 for at, emitted in live)
+    assert [emitted for _, emitted in live] == sorted(emitted for _, emitted in live)
+    assert all(e["emittedAt"] is not None for _, e in received)

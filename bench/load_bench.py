@@ -1,0 +1,540 @@
+"""Load benchmark of the live service: queries, subscriber fan-out, arq runs, first event.
+
+Run from the repository root: `.venv/bin/python bench/load_bench.py` (about 2 minutes).
+It needs PostgreSQL and Redis (TEST_PG_DSN / TEST_REDIS_URL, defaults on 127.0.0.1) and
+starts everything else itself, on loopback only, in the team deployment: a scratch
+PostgreSQL database, a `backtester serve` process (uvicorn) and `backtester worker`
+(arq) processes. All of them are stopped, and the database dropped, even on failure.
+
+1. small queries: `--concurrency` httpx clients send `--queries` requests each of
+   `{ strategies { name } }` and `{ run(id) { status } }`: throughput, p50 and p99.
+2. fan-out: `--subscribers` graphql-transport-ws connections follow `runProgress` of
+   one slowed-down run (BT_TEST_FAULTS on its worker); delay = receipt time minus the
+   event's `emittedAt` (stamped where the worker builds it), over every PROGRESS event.
+3. throughput: `--runs` backtests of a 10k-bar dataset submitted at once through
+   the API and run by `--workers` arq workers: runs per second, submit to last result.
+4. first event: `--first-runs` runs one after another with a warm, idle worker: time from
+   sending `submitBacktest` to the run's RUNNING event and to its first PROGRESS event.
+
+Targets (issue 3, on a 2-core machine): >= 500 small queries/s with p99 < 50 ms;
+500 subscribers with p99 delay < 500 ms; first progress event < 300 ms after submit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.e2e.live import Process, Server, TransportWS
+
+PG_ADMIN_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+N_BARS = 10_000
+STRATEGY = "ema_crossover"
+
+SUBMIT = "mutation($input: BacktestInput!) { submitBacktest(input: $input) { id status } }"
+PROGRESS = """
+subscription($id: ID!) { runProgress(id: $id) { seq type status progress emittedAt } }
+"""
+RUN_EVENTS = "subscription { runEvents { runId type status emittedAt } }"
+
+
+def now_ms() -> float:
+    return time.time() * 1000.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class Row:
+    metric: str
+    value: str
+    target: str = ""
+    ok: bool | None = None
+    note: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return "" if self.ok is None else ("pass" if self.ok else "FAIL")
+
+
+@dataclass
+class Bench:
+    """The live deployment under test and the rows measured so far."""
+
+    args: argparse.Namespace
+    tmp: Path
+    env: dict[str, str]
+    server: Server
+    dataset_id: int
+    rows: list[Row] = field(default_factory=list)
+    workers: list[Process] = field(default_factory=list)
+
+    def start_workers(self, n: int, *, faults: dict[str, Any] | None = None) -> list[Process]:
+        env = dict(self.env)
+        if faults:
+            env["BT_TEST_FAULTS"] = json.dumps(faults)
+        started = []
+        for _ in range(n):
+            k = len(self.workers)
+            proc = Process(["worker"], env, self.tmp / f"worker-{k}.log")
+            self.workers.append(proc)  # before start: stopped in `finally` whatever happens
+            started.append(proc.start())
+        return started
+
+    def stop_workers(self) -> None:
+        for proc in self.workers:
+            proc.stop()
+
+    def client(self, connections: int = 16) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        return httpx.AsyncClient(base_url=self.server.url, timeout=60, limits=limits)
+
+
+# -- setup ---------------------------------------------------------------------------------
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def scratch_database() -> AsyncIterator[str]:
+    """A new PostgreSQL database (plain `postgresql://` URL), dropped on the way out."""
+    name = f"bt_bench_{uuid.uuid4().hex[:12]}"
+    await _pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
+    finally:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pick_redis_url() -> str:
+    """A Redis logical database with no keys (the queue's keys must not be shared)."""
+    import redis
+
+    candidates = list(range(15, 0, -1))
+    for n in candidates:
+        client = redis.Redis.from_url(f"{REDIS_BASE}/{n}", socket_connect_timeout=2)
+        try:
+            if client.dbsize() == 0:
+                return f"{REDIS_BASE}/{n}"
+        finally:
+            client.close()
+    return f"{REDIS_BASE}/{random.choice(candidates)}"
+
+
+async def register_dataset(database_url: str, data_dir: Path) -> int:
+    """A 10k-bar synthetic 1-minute dataset, stored the way an upload stores it."""
+    from engine.synthetic import synthetic_intraday
+    from store.blobs import blob_store_for
+    from store.datasets import save_dataset
+    from store.db import Database
+
+    bars = synthetic_intraday(days=N_BARS // 375 + 1, seed=11)
+    bars = bars.slice(0, N_BARS)
+    db = Database(database_url)
+    try:
+        row = await save_dataset(
+            db, blob_store_for(db, data_dir), bars, name="load bench 10k", symbol="BENCH",
+        )
+        return int(row.id)
+    finally:
+        await db.dispose()
+
+
+def raise_fd_limit(wanted: int) -> int:
+    """Raise this process's (and its children's) open-file soft limit; the new limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        soft = new
+    return int(soft)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+async def gql(client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None) -> Any:
+    response = await client.post("/graphql", json={"query": query, "variables": variables or {}})
+    response.raise_for_status()
+    body = response.json()
+    if body.get("errors"):
+        raise RuntimeError(f"GraphQL errors: {body['errors']}")
+    return body["data"]
+
+
+async def submit(client: httpx.AsyncClient, dataset_id: int, **params: Any) -> str:
+    data = await gql(client, SUBMIT, {"input": {
+        "strategy": STRATEGY, "datasetId": str(dataset_id), "params": params or None,
+    }})
+    return str(data["submitBacktest"]["id"])
+
+
+async def wait_terminal(client: httpx.AsyncClient, ids: list[str], timeout: float) -> dict[str, str]:
+    """Poll `run(id)` until every run is terminal; their statuses."""
+    pending, done = set(ids), {}
+    async with asyncio.timeout(timeout):
+        while pending:
+            for run_id in list(pending):
+                status = (await gql(client, "query($id: ID!) { run(id: $id) { status } }",
+                                    {"id": run_id}))["run"]["status"]
+                if status in {"SUCCEEDED", "FAILED", "CANCELLED"}:
+                    done[run_id] = status
+                    pending.discard(run_id)
+            if pending:
+                await asyncio.sleep(0.1)
+    return done
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+# -- 1. small queries ----------------------------------------------------------------------
+
+
+async def query_load(
+    bench: Bench, query: str, variables: dict[str, Any], total: int, concurrency: int
+) -> tuple[float, list[float], int]:
+    """(queries per second, latencies in seconds, failures) for `total` requests."""
+    payload = json.dumps({"query": query, "variables": variables}).encode()
+    headers = {"content-type": "application/json"}
+    latencies: list[float] = []
+    failures = 0
+    async with bench.client(concurrency) as client:
+
+        async def one() -> None:
+            nonlocal failures
+            t0 = time.perf_counter()
+            response = await client.post("/graphql", content=payload, headers=headers)
+            elapsed = time.perf_counter() - t0
+            if response.status_code != 200 or b'"errors"' in response.content:
+                failures += 1
+            latencies.append(elapsed)
+
+        async def loop(n: int) -> None:
+            for _ in range(n):
+                await one()
+
+        await asyncio.gather(*(loop(5) for _ in range(concurrency)))  # connect, warm up
+        latencies.clear()
+        counts = [total // concurrency + (1 if i < total % concurrency else 0)
+                  for i in range(concurrency)]
+        t0 = time.perf_counter()
+        await asyncio.gather(*(loop(n) for n in counts))
+        wall = time.perf_counter() - t0
+    return total / wall, latencies, failures
+
+
+async def bench_queries(bench: Bench, run_id: str) -> None:
+    args = bench.args
+    cases = [
+        ("{ strategies { name } }", "{ strategies { name } }", {}),
+        ("{ run(id) { status } }", "query($id: ID!) { run(id: $id) { status } }", {"id": run_id}),
+    ]
+    for label, query, variables in cases:
+        qps, lat, failures = await query_load(bench, query, variables, args.queries, args.concurrency)
+        p50, p99 = percentile(lat, 50), percentile(lat, 99)
+        note = f"{args.queries} requests, {args.concurrency} clients"
+        if failures:
+            note += f", {failures} FAILED"
+        bench.rows.append(Row(f"{label}: throughput", f"{qps:.0f} q/s", ">= 500 q/s",
+                              qps >= 500 and not failures, note))
+        bench.rows.append(Row(f"{label}: p50 / p99 latency", f"{ms(p50)} / {ms(p99)}",
+                              "p99 < 50 ms", p99 < 0.050))
+
+
+# -- 2. subscriber fan-out -----------------------------------------------------------------
+
+
+async def bench_fanout(bench: Bench) -> None:
+    args = bench.args
+    n = args.subscribers
+    async with bench.client() as client:
+        run_id = await submit(client, bench.dataset_id)  # no worker yet: it waits, QUEUED
+    gate = asyncio.Semaphore(64)
+
+    async def connect() -> TransportWS:
+        async with gate:
+            return await TransportWS.connect(bench.server.ws_url, open_timeout=60, ping_interval=None)
+
+    t0 = time.perf_counter()
+    conns = await asyncio.gather(*(connect() for _ in range(n)))
+    connect_s = time.perf_counter() - t0
+    snapshots = 0
+    all_snapshots = asyncio.Event()
+    delays: list[float] = []
+    counts: list[int] = []
+    ends: list[str] = []
+
+    async def follow(conn: TransportWS) -> None:
+        nonlocal snapshots
+        seen = 0
+        async for payload in conn.subscribe(PROGRESS, {"id": run_id}):
+            received = now_ms()
+            event = payload["data"]["runProgress"]
+            if event["type"] == "SNAPSHOT":
+                snapshots += 1
+                if snapshots == n:
+                    all_snapshots.set()
+            elif event["type"] == "PROGRESS":
+                seen += 1
+                delays.append(received - float(event["emittedAt"]))
+            elif event["type"] == "TERMINAL":
+                ends.append(event["status"])
+        counts.append(seen)
+
+    followers = [asyncio.create_task(follow(c)) for c in conns]
+    try:
+        async with asyncio.timeout(120):
+            await all_snapshots.wait()
+        subscribe_s = time.perf_counter() - t0 - connect_s
+        faults = {"chunk_bars": args.fanout_chunk, "chunk_delay_s": args.fanout_delay}
+        bench.start_workers(1, faults=faults)  # only now: every subscriber saw the snapshot
+        async with asyncio.timeout(180):
+            await asyncio.gather(*followers)
+    finally:
+        for task in followers:
+            task.cancel()
+        await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
+        bench.stop_workers()
+        bench.workers.clear()
+    expected = max(counts) * n if counts else 0
+    note = (f"{n} websockets, {len(delays)}/{expected} events delivered, "
+            f"connect {connect_s:.1f} s, subscribe {subscribe_s:.1f} s, "
+            f"{ends.count('SUCCEEDED')}/{n} saw SUCCEEDED")
+    p50, p99 = percentile(delays, 50), percentile(delays, 99)
+    ok = p99 < 500 and len(delays) == expected and ends.count("SUCCEEDED") == n
+    bench.rows.append(Row(f"{n} runProgress subscribers: p50 / p99 delay",
+                          f"{p50:.0f} / {p99:.0f} ms", "p99 < 500 ms", ok, note))
+
+
+# -- 3. runs per second through arq --------------------------------------------------------
+
+
+async def bench_throughput(bench: Bench) -> None:
+    args = bench.args
+    bench.start_workers(args.workers)
+    async with bench.client(16) as client:
+        # warm-up: every worker process loads numba kernels and the dataset
+        warm = [await submit(client, bench.dataset_id, fast=5 + k) for k in range(2 * args.workers)]
+        await wait_terminal(client, warm, timeout=120)
+        gate = asyncio.Semaphore(16)
+
+        async def one(k: int) -> str:
+            async with gate:
+                return await submit(client, bench.dataset_id, fast=5 + k % 40, slow=60 + k % 50)
+
+        t0 = time.perf_counter()
+        ids = await asyncio.gather(*(one(k) for k in range(args.runs)))
+        submitted = time.perf_counter() - t0
+        done = await wait_terminal(client, list(ids), timeout=300)
+        wall = time.perf_counter() - t0
+    ok = sum(1 for s in done.values() if s == "SUCCEEDED")
+    note = (f"{args.runs} runs x {N_BARS:,} bars, {args.workers} workers x 2 jobs, "
+            f"all submitted in {submitted:.1f} s, {ok} SUCCEEDED")
+    bench.rows.append(Row("end-to-end runs through arq", f"{args.runs / wall:.1f} runs/s",
+                          "", None if ok == args.runs else False, note))
+
+
+# -- 4. submit to first event --------------------------------------------------------------
+
+
+async def bench_first_event(bench: Bench) -> None:
+    args = bench.args
+    to_running: list[float] = []
+    to_progress: list[float] = []
+    missed = 0
+    async with bench.client(4) as client:
+        status_conn = await TransportWS.connect(bench.server.ws_url, ping_interval=None)
+        conn = await TransportWS.connect(bench.server.ws_url, ping_interval=None)
+        running_at: dict[str, float] = {}
+        heard = asyncio.Condition()
+
+        async def watch_status() -> None:
+            async for payload in status_conn.subscribe(RUN_EVENTS):
+                event = payload["data"]["runEvents"]
+                if event["status"] == "RUNNING" and event["type"] == "STATUS":
+                    running_at.setdefault(event["runId"], float(event["emittedAt"]))
+                    async with heard:
+                        heard.notify_all()
+
+        watcher = asyncio.create_task(watch_status())
+        try:
+            await asyncio.sleep(0.5)
+            for k in range(args.first_runs):
+                await asyncio.sleep(0.3 + random.random() * 0.2)  # idle worker, random phase
+                t0 = now_ms()
+                run_id = await submit(client, bench.dataset_id, fast=3 + k)
+                first: float | None = None
+                async with asyncio.timeout(60):
+                    async for payload in conn.subscribe(PROGRESS, {"id": run_id}):
+                        event = payload["data"]["runProgress"]
+                        if event["type"] == "SNAPSHOT" and event["progress"] > 0:
+                            missed += 1  # progressed before we subscribed (not seen)
+                        if event["type"] == "PROGRESS" and first is None:
+                            first = float(event["emittedAt"])
+                if first is not None:
+                    to_progress.append(first - t0)
+                async with asyncio.timeout(10), heard:
+                    await heard.wait_for(lambda run_id=run_id: run_id in running_at)
+                to_running.append(running_at[run_id] - t0)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
+            await status_conn.close()
+            await conn.close()
+    n = args.first_runs
+    bench.rows.append(Row(
+        "submit -> RUNNING event: median / p95", fmt_pair(to_running), "", None,
+        f"{len(to_running)} runs, one at a time, warm idle workers",
+    ))
+    p95 = percentile(to_progress, 95) if to_progress else math.inf
+    bench.rows.append(Row(
+        "submit -> first PROGRESS event: median / p95", fmt_pair(to_progress), "< 300 ms",
+        p95 < 300 and missed == 0, f"{len(to_progress)}/{n} runs measured, {missed} missed",
+    ))
+
+
+def fmt_pair(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    return f"{statistics.median(values):.0f} / {percentile(values, 95):.0f} ms"
+
+
+# -- main ----------------------------------------------------------------------------------
+
+
+def print_table(rows: list[Row], header: str) -> None:
+    cols = ("metric", "value", "target", "result")
+    body = [(r.metric, r.value, r.target, r.verdict) for r in rows]
+    widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(cols)]
+    line = "  ".join("-" * w for w in widths)
+    print(header)
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    print(line)
+    for b in body:
+        print("  ".join(v.ljust(w) for v, w in zip(b, widths, strict=True)))
+    print(line)
+    for r in rows:
+        if r.note:
+            print(f"  {r.metric}: {r.note}")
+
+
+async def section(bench: Bench, name: str, fn: Callable[[], Awaitable[None]]) -> None:
+    print(f"[load_bench] {name} ...", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    try:
+        await fn()
+    except Exception as exc:  # report it and carry on with the other sections
+        bench.rows.append(Row(name, "error", "", False, f"{type(exc).__name__}: {exc}"))
+    print(f"[load_bench] {name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+
+
+async def run(args: argparse.Namespace) -> tuple[list[Row], str]:
+    from store.db import run_migrations
+
+    fd_limit = raise_fd_limit(4 * args.subscribers + 1024)
+    with tempfile.TemporaryDirectory(prefix="bt-load-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        async with scratch_database() as database_url:
+            redis_url = pick_redis_url()
+            env = {
+                "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+                "BT_DATA_DIR": str(tmp / "var"), "BT_LOG_LEVEL": args.log_level,
+                "BT_ENV": "production", "BT_LOAD_SAMPLES": "false",
+            }
+            from app.settings import normalize_database_url
+
+            await asyncio.to_thread(run_migrations, normalize_database_url(database_url))
+            dataset_id = await register_dataset(normalize_database_url(database_url), tmp / "var")
+            server = Server(env, tmp / "server.log")
+            bench = Bench(args, tmp, env, server, dataset_id)
+            try:
+                await asyncio.to_thread(server.start)
+                async with bench.client() as client:
+                    health = (await client.get("/health")).json()
+                    probe = await submit(client, dataset_id)  # stays QUEUED: no worker yet
+                header = (f"load bench: {health.get('mode')} mode (uvicorn + PostgreSQL + Redis/arq), "
+                          f"{os.cpu_count()} CPUs, loopback, log level {args.log_level}, "
+                          f"fd limit {fd_limit}")
+                if "queries" in args.only:
+                    await section(bench, "small queries", lambda: bench_queries(bench, probe))
+                async with bench.client() as client:  # the probe run must not count below
+                    await gql(client, "mutation($id: ID!) { cancelRun(id: $id) { id } }",
+                              {"id": probe})
+                if "fanout" in args.only:
+                    await section(bench, "subscriber fan-out", lambda: bench_fanout(bench))
+                if "throughput" in args.only:
+                    await section(bench, "runs through arq", lambda: bench_throughput(bench))
+                if "first" in args.only:
+                    if not bench.workers:
+                        bench.start_workers(args.workers)
+                    await section(bench, "first event", lambda: bench_first_event(bench))
+            finally:
+                bench.stop_workers()
+                server.stop()
+            for proc, name in [(server, "server"), *((w, "worker") for w in bench.workers)]:
+                if "Traceback" in proc.log():
+                    bench.rows.append(Row(f"{name} log", "traceback", "none", False,
+                                          str(proc.log_path)))
+        return bench.rows, header
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--queries", type=int, default=5000, help="requests per small query")
+    ap.add_argument("--concurrency", type=int, default=48, help="concurrent HTTP clients")
+    ap.add_argument("--subscribers", type=int, default=500)
+    ap.add_argument("--fanout-chunk", type=int, default=100, help="bars per chunk of the slow run")
+    ap.add_argument("--fanout-delay", type=float, default=0.04, help="seconds after each chunk")
+    ap.add_argument("--runs", type=int, default=200, help="runs for the arq throughput")
+    ap.add_argument("--workers", type=int, default=2, help="`backtester worker` processes")
+    ap.add_argument("--first-runs", type=int, default=20)
+    ap.add_argument("--log-level", default="warning", help="server and worker log level")
+    ap.add_argument("--only", nargs="+", default=["queries", "fanout", "throughput", "first"],
+                    choices=["queries", "fanout", "throughput", "first"])
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    rows, header = asyncio.run(run(args))
+    print_table(rows, header)
+    print(f"  total bench time {time.perf_counter() - t0:.0f} s")
+    if any(r.ok is False for r in rows):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
