@@ -16,7 +16,10 @@ def _register() -> None:
     # module that cannot be imported must not take the other commands down with it.
     import importlib
 
-    for module in ("app.cli_service", "app.cli_backtest", "app.cli_report", "app.cli_import"):
+    for module in (
+        "app.cli_service", "app.cli_backtest", "app.cli_report", "app.cli_import", "app.cli_auth",
+        "app.cli_optimize",
+    ):
         try:
             importlib.import_module(module)
         except ImportError as exc:

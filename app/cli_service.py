@@ -68,10 +68,29 @@ def load_settings(**overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _configure_logging(level: str, *, json_lines: bool = False) -> None:
+    from app.logs import configure_logging
+
+    configure_logging(level, json_lines=json_lines)
+
+
+async def _refuse_open_bind(settings: Settings) -> None:
+    """No users and a non-loopback address: CliError saying how to create a token."""
+    from app.auth import BindRefused, check_bind
+    from app.stack import prepare_database
+    from store.db import Database
+
+    if settings.loopback:
+        return
+    if settings.should_migrate or settings.database_url is None:
+        await prepare_database(settings)
+    db = Database(settings.effective_database_url)
+    try:
+        await check_bind(settings, db)
+    except BindRefused as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        await db.dispose()
 
 
 @main.command()
@@ -86,7 +105,8 @@ def serve(host: str | None, port: int | None, log_level: str | None) -> None:
     from app.asgi import create_app
 
     settings = load_settings(host=host, port=port, log_level=log_level)
-    _configure_logging(settings.log_level)
+    asyncio.run(_refuse_open_bind(settings))
+    _configure_logging(settings.log_level, json_lines=settings.json_logs)
     click.echo(f"backtester: {settings.describe()}", err=True)
     click.echo(f"GraphQL at http://{settings.host}:{settings.port}/graphql", err=True)
     uvicorn.run(
@@ -96,6 +116,8 @@ def serve(host: str | None, port: int | None, log_level: str | None) -> None:
         log_level=settings.log_level.lower(),
         lifespan="on",
         server_header=False,
+        # JSON logs: uvicorn's loggers go through the root handler like everything else.
+        **({"log_config": None} if settings.json_logs else {}),
     )
 
 
@@ -110,7 +132,7 @@ def worker(burst: bool) -> None:
             "the worker needs DATABASE_URL (PostgreSQL) and REDIS_URL; without them "
             "`backtester serve` runs the work in-process"
         )
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, json_lines=settings.json_logs)
     from workers.arq_worker import run_worker
 
     run_worker(

@@ -12,6 +12,8 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from store.logctx import REQUEST_ID
+
 log = logging.getLogger("backtester.app")
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -38,6 +40,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         rid = request_id_of(scope)
+        reset = REQUEST_ID.set(rid)  # log lines and audit entries of this request carry it
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -46,7 +49,10 @@ class RequestIdMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_id if scope["type"] == "http" else send)
+        try:
+            await self.app(scope, receive, send_with_id if scope["type"] == "http" else send)
+        finally:
+            REQUEST_ID.reset(reset)
 
 
 class _BodyTooLarge(Exception):

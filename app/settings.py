@@ -8,6 +8,7 @@ dataset blobs in the database, so workers on other machines can read them.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -16,6 +17,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Environment = Literal["development", "production"]
+LogFormat = Literal["text", "json"]
 
 _DB_ALIASES = AliasChoices("DATABASE_URL", "BT_DATABASE_URL")
 _REDIS_ALIASES = AliasChoices("REDIS_URL", "BT_REDIS_URL")
@@ -35,6 +37,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     """Embedded SQLite file and dataset blobs (never the shipped `data/` samples folder)."""
     environment: Environment = Field("development", validation_alias=AliasChoices("BT_ENV"))
+    database_pool_size: int = Field(20, ge=1, le=1000)
+    """PostgreSQL connections one API process keeps open; requests beyond them wait for
+    one (opening and closing extra connections per request costs more than waiting)."""
     worker_concurrency: int = Field(2, ge=1, le=256)
     lease_seconds: float = Field(30.0, gt=1, le=3600)
     heartbeat_seconds: float = Field(2.0, gt=0, le=600)
@@ -72,6 +77,25 @@ class Settings(BaseSettings):
     """Run migrations when the server starts; default: only when embedded."""
     load_samples: bool | None = None
     """Load the shipped sample datasets at start; default: only when embedded."""
+    log_format: LogFormat | None = None
+    """`json`: one JSON object per line with request id and run id; default: json in
+    production, text in development."""
+    rate_limit_window_seconds: float = Field(60.0, gt=0, le=86400)
+    """Length of a rate limit window (per API token; the embedded local user has none)."""
+    rate_limit_requests: int = Field(600, ge=1)
+    """GraphQL requests per token per window."""
+    rate_limit_runs: int = Field(60, ge=1)
+    """Runs submitted per token per window (an optimization counts its trials)."""
+    max_concurrent_runs: int = Field(100, ge=1)
+    """Queued + running runs per user."""
+    queue_share: float = Field(0.5, gt=0, le=1)
+    """Most of the waiting runs one user may hold while other users' runs wait too."""
+    max_datasets_per_user: int = Field(500, ge=1)
+    max_dataset_bytes_per_user: int = Field(8 << 30, ge=1024)
+    """Total bytes of original uploads one user may keep."""
+    metrics_token: str | None = None
+    """When set, GET /metrics needs `Authorization: Bearer <this>` (Prometheus'
+    `authorization` setting); otherwise it is open like /health."""
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -122,6 +146,17 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'backtester.sqlite3'}"
 
     @property
+    def json_logs(self) -> bool:
+        if self.log_format is not None:
+            return self.log_format == "json"
+        return self.environment == "production"
+
+    @property
+    def loopback(self) -> bool:
+        """Whether `host` only accepts connections from this machine."""
+        return is_loopback(self.host)
+
+    @property
     def graphiql_enabled(self) -> bool:
         if self.graphiql is not None:
             return self.graphiql
@@ -156,6 +191,17 @@ def normalize_database_url(url: str) -> str:
         f"unsupported DATABASE_URL scheme in {redact_url(url)!r}: "
         "use postgresql://user@host/db or sqlite:///path/file.sqlite3"
     )
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and `localhost`; anything else (0.0.0.0, a LAN address) is not."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def redact_url(url: str) -> str:

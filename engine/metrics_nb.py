@@ -116,13 +116,147 @@ def kth_smallest_nb(x: np.ndarray, k: int) -> float:
     return _select_nb(x, counts, lo, scale, k)
 
 
+# Returns below this count take the general path (a full histogram costs little there).
+_FAST_MIN_RETURNS = 8192
+_SAMPLE = 4096  # returns sampled to place the tail threshold
+
+
 @njit(nogil=True, cache=True, error_model="numpy")
 def return_stats_nb(equity: np.ndarray) -> tuple[float, float, float, float, float]:
     """(mean, stdev ddof=1, downside deviation, VaR_95, CVaR_95) of bar returns, as fractions.
 
     Bar returns are equity[i+1] / equity[i] - 1 (equity must be > 0); VaR/CVaR use the
-    K = ceil(5% of them) worst returns. Loops are written so LLVM can vectorize them:
-    sums run in 4 interleaved lanes, in a fixed order, so results are deterministic.
+    K = ceil(5% of them) worst returns. Sums run in 4 interleaved lanes (so LLVM can
+    vectorize them), in a fixed order, so results are deterministic.
+
+    For long series a strided sample places a threshold safely above the 5% quantile, the
+    pass that sums the squares also keeps the returns at or below it, and the K-th
+    smallest return and the tail sum come from those few (no histogram of all returns,
+    no third pass). Every quantity is the same number, bit for bit, as
+    `_return_stats_general_nb` computes (the same divisions, the same additions in the
+    same lane order; skipped additions are of +0.0). When the sample misjudges the
+    threshold (ties, a strongly periodic series) the general path runs instead.
+    """
+    if equity.shape[0] - 1 >= _FAST_MIN_RETURNS:
+        ok, stats = _return_stats_sampled_nb(equity)
+        if ok:
+            return stats
+    # One call site: LLVM inlines it, and several copies would multiply compile time.
+    return _return_stats_general_nb(equity)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _return_stats_sampled_nb(
+    equity: np.ndarray,
+) -> tuple[bool, tuple[float, float, float, float, float]]:
+    """(True, stats) by the sampled-threshold method, or (False, NaNs) when it cannot tell."""
+    m = equity.shape[0] - 1
+    rets = np.empty(m)
+    for i in range(m):  # its own loop: fused with the sums it would not vectorize
+        rets[i] = equity[i + 1] / equity[i] - 1.0
+    m4 = m - m % 4
+    s0 = s1 = s2 = s3 = 0.0
+    for i in range(0, m4, 4):
+        s0 += rets[i]
+        s1 += rets[i + 1]
+        s2 += rets[i + 2]
+        s3 += rets[i + 3]
+    for i in range(m4, m):
+        s0 += rets[i]
+    mean = ((s0 + s1) + (s2 + s3)) / m
+    if not np.isfinite(mean):  # non-finite returns: leave them to the general path
+        return False, (np.nan, np.nan, np.nan, np.nan, np.nan)
+    n_tail = max(1, int(np.ceil(TAIL * m)))
+    cut = _tail_threshold_nb(rets)
+    cap = m // 8 + 16
+    low_even = np.empty(cap)  # returns <= cut at even indices, in index order
+    low_odd = np.empty(cap)
+    ne = 0
+    no = 0
+    q0 = q1 = q2 = q3 = 0.0
+    d0 = d1 = d2 = d3 = 0.0
+    room = cap - 2  # each buffer takes at most 2 writes per step below
+    for i in range(0, m4, 4):
+        if ne > room or no > room:  # the threshold was too generous
+            return False, (np.nan, np.nan, np.nan, np.nan, np.nan)
+        r0 = rets[i]
+        r1 = rets[i + 1]
+        r2 = rets[i + 2]
+        r3 = rets[i + 3]
+        q0 += (r0 - mean) * (r0 - mean)
+        q1 += (r1 - mean) * (r1 - mean)
+        q2 += (r2 - mean) * (r2 - mean)
+        q3 += (r3 - mean) * (r3 - mean)
+        d0 += min(r0, 0.0) * min(r0, 0.0)
+        d1 += min(r1, 0.0) * min(r1, 0.0)
+        d2 += min(r2, 0.0) * min(r2, 0.0)
+        d3 += min(r3, 0.0) * min(r3, 0.0)
+        # Branch-free compaction: always write, advance only past kept values.
+        low_even[ne] = r0
+        ne += r0 <= cut
+        low_odd[no] = r1
+        no += r1 <= cut
+        low_even[ne] = r2
+        ne += r2 <= cut
+        low_odd[no] = r3
+        no += r3 <= cut
+    if ne > room or no > room:
+        return False, (np.nan, np.nan, np.nan, np.nan, np.nan)
+    for i in range(m4, m):
+        r0 = rets[i]
+        q0 += (r0 - mean) * (r0 - mean)
+        d0 += min(r0, 0.0) * min(r0, 0.0)
+        if i % 2 == 0:
+            low_even[ne] = r0
+            ne += r0 <= cut
+        else:
+            low_odd[no] = r0
+            no += r0 <= cut
+    if ne + no < n_tail:  # the threshold was too tight
+        return False, (np.nan, np.nan, np.nan, np.nan, np.nan)
+    sd = np.sqrt(((q0 + q1) + (q2 + q3)) / (m - 1))
+    dsd = np.sqrt(((d0 + d1) + (d2 + d3)) / m)
+    # Every return < v (the K-th smallest, itself <= cut) was kept, in index order.
+    low = np.empty(ne + no)
+    for j in range(ne):  # explicit loops: slice assignment costs seconds of compile time
+        low[j] = low_even[j]
+    for j in range(no):
+        low[ne + j] = low_odd[j]
+    v = kth_smallest_nb(low, n_tail - 1)
+    t0 = t1 = 0.0
+    b = 0
+    for j in range(ne):
+        r = low_even[j]
+        if r < v:
+            t0 += r
+            b += 1
+    for j in range(no):
+        r = low_odd[j]
+        if r < v:
+            t1 += r
+            b += 1
+    tail = (t0 + t1) + (n_tail - b) * v
+    return True, (mean, sd, dsd, -v, -tail / n_tail)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _tail_threshold_nb(rets: np.ndarray) -> float:
+    """A return level that about 8% of the returns are at or below (from a sample)."""
+    m = rets.shape[0]
+    stride = max(1, m // _SAMPLE) | 1  # odd, so it does not lock onto even periods
+    k = (m - 1) // stride + 1
+    sample = np.empty(k)
+    for j in range(k):
+        sample[j] = rets[j * stride]
+    # 5% plus ~6 standard errors of a sample quantile (sqrt(0.05 * 0.95 / 4096) = 0.34%).
+    return kth_smallest_nb(sample, min(k - 1, int(np.ceil(0.08 * k))))
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _return_stats_general_nb(equity: np.ndarray) -> tuple[float, float, float, float, float]:
+    """`return_stats_nb` for any input: materializes the returns and selects the tail by
+    histogram over all of them. Loops are written so LLVM can vectorize them: sums run
+    in 4 interleaved lanes, in a fixed order, so results are deterministic.
     """
     m = equity.shape[0] - 1
     rets = np.empty(m)

@@ -4,12 +4,23 @@ Every set is simulated by the same kernel and scored by the same metrics core as
 `run_backtest`, so `sweep_row(result, j)` equals the full run's `metrics` exactly (bit for
 bit); only trade lists, monthly returns and timing are left out. Results are dicts of
 float64 arrays keyed by `engine.metrics.METRIC_KEYS`, NaN where a metric is undefined.
+
+Threads: sweeps may be called from several Python threads at once. numba picks its
+threading layer at the first parallel launch (TBB, else OpenMP, else its own
+"workqueue"); TBB and OpenMP take concurrent launches, but workqueue aborts the whole
+process when two threads launch parallel kernels at the same time. So launches are
+serialized by a lock unless the layer in use is known to be thread-safe (the first
+launch, which picks the layer, is always serialized). To choose the layer explicitly, set
+NUMBA_THREADING_LAYER in the environment (or numba.config.THREADING_LAYER) before then.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import Any
 
+import numba
 import numpy as np
 from numba import parallel_chunksize
 
@@ -31,6 +42,17 @@ __all__ = ["sweep", "sweep_ema_crossover", "sweep_row", "sweep_signals"]
 
 # EMA matrices above this size are built group by group (a few distinct periods at a time).
 _EMA_BYTES = 256 * 2**20
+_THREADSAFE_LAYERS = ("tbb", "omp")
+_LAUNCH_LOCK = threading.Lock()
+
+
+def _launch_guard() -> contextlib.AbstractContextManager[Any]:
+    """The lock around a parallel launch, unless numba's threading layer is thread-safe."""
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel launch yet: this one picks the layer
+        return _LAUNCH_LOCK
+    return contextlib.nullcontext() if layer in _THREADSAFE_LAYERS else _LAUNCH_LOCK
 
 
 def _as_dict(matrix: np.ndarray) -> dict[str, np.ndarray]:
@@ -61,9 +83,9 @@ def sweep_signals(
         raise EngineInputError(f"signals set {row}, bar {col}: expected -1, 0 or +1")
     o, h, lo, c, atr, day_id, minute = kernel_inputs(bars, opts)
     bpy = annualization(bars)
-    with parallel_chunksize(1):  # sets differ in cost: hand them out one at a time
+    with _launch_guard(), parallel_chunksize(1):  # sets differ in cost: one at a time
         out = sweep_signals_nb(o, h, lo, c, sig, atr, day_id, minute, sim_params(opts),
-                           readonly_view(bars.ts), bpy)
+                               readonly_view(bars.ts), bpy)
     return _as_dict(out)
 
 
@@ -123,7 +145,7 @@ def sweep_ema_crossover(
         periods = np.array(sorted(seen), dtype=np.int64)
         fi = np.searchsorted(periods, f[idx]).astype(np.int64)
         si = np.searchsorted(periods, s[idx]).astype(np.int64)
-        with parallel_chunksize(1):
+        with _launch_guard(), parallel_chunksize(1):
             out[idx] = sweep_ema_nb(o, h, lo, c, periods, fi, si, lo_arr[idx], atr, day_id,
                                     minute, p, ts, bpy)
         start = stop

@@ -1,7 +1,9 @@
 """Parallel sweep kernels: many parameter sets in one compiled call, metrics only.
 
 Each set runs the same `simulate_all_nb` and `metrics_nb` as a full run, so its metrics
-are bit-identical to `run_backtest(...).metrics`; no trade objects are built.
+are bit-identical to `run_backtest(...).metrics`; no trade objects are built. Both kernels
+are `parallel=True`: `prange` loops hand sets to numba's threads (`engine.sweep` runs
+them with a chunk size of 1, as sets differ in cost).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from engine.indicators import ema_nb
+from engine.indicators import ema_into_nb
 from engine.metrics_nb import N_METRICS, metrics_nb
 from engine.simulate_nb import SimParams, simulate_all_nb
 
@@ -105,7 +107,7 @@ def sweep_ema_nb(
     n_periods = periods.shape[0]
     emas = np.empty((n_periods, n))
     for j in prange(n_periods):
-        emas[j] = ema_nb(close, periods[j])
+        ema_into_nb(close, periods[j], emas[j])
     n_sets = fast_idx.shape[0]
     out = np.empty((n_sets, N_METRICS))
     for j in prange(n_sets):

@@ -1,8 +1,10 @@
 """The per-request (per-websocket) context every resolver receives as `info.context`.
 
-`app/` builds it: the `Services` facade of the workers layer, a health probe, the
-limits from settings and a request id for logs and masked errors. Nothing here reads
-settings or the environment.
+`app/` builds it: the `Services` facade of the workers layer (scoped here to the caller:
+`Services.scoped(principal.scope)`), the caller's `Principal` (None = anonymous,
+with `auth_failure` saying why a presented token was refused), a health probe, the
+limits from settings, the rate limiter and a request id for logs and masked errors.
+Nothing here reads settings or the environment.
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import strawberry
 
 from graph.loaders import Loaders
+from store.auth import Principal
+from store.scope import NOBODY, Scope
+from workers.limits import RateLimiter, RateLimits
 
 if TYPE_CHECKING:
     from workers.service import Services
 
 HealthCheck: TypeAlias = Callable[[], Awaitable[dict[str, Any]]]
+TokenCheck: TypeAlias = Callable[[Principal], Awaitable[bool]]
+"""Whether a principal's token still works (open subscriptions re-check it)."""
 
 
 async def _no_health() -> dict[str, Any]:
@@ -45,9 +52,37 @@ class Context:
     request: Any = None
     response: Any = None
     connection_params: dict[str, Any] | None = None
+    principal: Principal | None = None
+    """Who is asking; None = anonymous (every root field but `health` refuses it)."""
+    auth_failure: str | None = None
+    """Why a presented token was refused (the UNAUTHENTICATED message)."""
+    token_check: TokenCheck | None = None
+    limiter: RateLimiter | None = None
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    websocket: bool = False
+    """One context serves a whole websocket: every operation on it is charged and re-checked."""
+    on_subscription: Callable[[int], None] | None = None
+    """Told +1 when a subscription opens and -1 when it ends (metrics)."""
+    charged: bool = False
+    """This HTTP request's operation was counted against the token's request budget."""
+    memo: dict[str, Any] = field(default_factory=dict)
+    """Per-request results shared by resolvers (e.g. scoped strategy usage counts)."""
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
+        self.services = self.services.scoped(self.scope)
+        self.loaders = Loaders(self.services)
+
+    @property
+    def scope(self) -> Scope:
+        """The ownership scope of everything this request reads and writes."""
+        return NOBODY if self.principal is None else self.principal.scope
+
+    def act_as(self, principal: Principal | None, failure: str | None = None) -> None:
+        """Set the caller (websockets learn it at `connection_init`) and scope the services."""
+        self.principal = principal
+        self.auth_failure = failure
+        self.services = self.services.scoped(self.scope)
         self.loaders = Loaders(self.services)
 
 

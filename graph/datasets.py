@@ -56,6 +56,10 @@ class Dataset:
         description="Path of the original file (`GET`), when one was kept."
     )
     created_at: datetime
+    shared: bool = strawberry.field(
+        default=False, description="Shown to the whole team (`shareDataset`); else only its "
+        "owner and admins see it."
+    )
 
     @strawberry.field(description="The first `rows` bars (at most 1000) and statistics of all bars.")
     async def preview(self, info: Info, rows: int = 20) -> DatasetPreview:
@@ -87,6 +91,7 @@ class Dataset:
             dialect=row.dialect,
             download_url=f"/datasets/{row.id}/download" if row.original_key else None,
             created_at=to_utc(row.created_at),  # type: ignore[arg-type]
+            shared=bool(getattr(row, "shared", False)),
         )
 
 

@@ -20,8 +20,10 @@ from strawberry.extensions import SchemaExtension
 
 from engine.errors import EngineInputError
 from engine.ingest.errors import IngestError
-from store.errors import ConflictError, NotFoundError
+from store.auth import AuthError
+from store.errors import ConflictError, ForbiddenError, NotFoundError, QuotaExceededError
 from strategies.registry import UnknownStrategyError
+from workers.limits import RateLimitedError
 
 log = logging.getLogger("backtester.graph")
 
@@ -34,6 +36,8 @@ class ErrorCode(StrEnum):
     CONFLICT = "CONFLICT"
     UNAUTHENTICATED = "UNAUTHENTICATED"
     FORBIDDEN = "FORBIDDEN"
+    RATE_LIMITED = "RATE_LIMITED"
+    QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
     TIMEOUT = "TIMEOUT"
     INTERNAL = "INTERNAL"
     GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
@@ -67,6 +71,10 @@ class Forbidden(ApiError):
     code = ErrorCode.FORBIDDEN
 
 
+class Unauthenticated(ApiError):
+    code = ErrorCode.UNAUTHENTICATED
+
+
 class Timeout(ApiError):
     code = ErrorCode.TIMEOUT
 
@@ -91,6 +99,17 @@ def classify(exc: BaseException) -> tuple[ErrorCode, str, dict[str, Any]] | None
         return ErrorCode.NOT_FOUND, str(exc), extra
     if isinstance(exc, ConflictError):
         return ErrorCode.CONFLICT, str(exc), {}
+    if isinstance(exc, ForbiddenError):
+        return ErrorCode.FORBIDDEN, str(exc), {}
+    if isinstance(exc, AuthError):
+        return ErrorCode.UNAUTHENTICATED, str(exc), {}
+    if isinstance(exc, RateLimitedError):
+        extra: dict[str, Any] = {"retryAfter": exc.retry_after}
+        if exc.limit is not None:
+            extra["limit"] = exc.limit
+        return ErrorCode.RATE_LIMITED, exc.message, extra
+    if isinstance(exc, QuotaExceededError):
+        return ErrorCode.QUOTA_EXCEEDED, exc.message, {"quota": exc.quota, "limit": exc.limit}
     if isinstance(exc, UnknownStrategyError):
         return ErrorCode.BAD_USER_INPUT, str(exc), {"field": "strategy"}
     if isinstance(exc, IngestError):  # a rejected dataset file: where, and which rule

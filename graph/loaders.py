@@ -21,6 +21,6 @@ class Loaders:
         self.dataset = DataLoader[str, Any](load_fn=self._load_datasets)
 
     async def _load_datasets(self, ids: Sequence[str]) -> list[Any]:
-        rows = await dataset_store.list_datasets(self._services.db)
+        rows = await dataset_store.list_datasets(self._services.db, scope=self._services.scope)
         by_id = {str(row.id): row for row in rows}
         return [by_id.get(str(i)) for i in ids]

@@ -13,7 +13,6 @@ from graph.errors import BadUserInput
 from graph.pagination import Connection, build_connection, page_size
 from graph.runs import Run, RunStatus
 from graph.scalars import to_utc
-from store import runs as run_store
 
 
 @strawberry.enum
@@ -99,8 +98,7 @@ class RunQueries:
     ) -> Connection[Run]:
         f = filter or RunFilterInput()
         size = page_size(first, maximum=info.context.limits.max_page)
-        page = await run_store.list_runs(
-            info.context.services.db,
+        page = await info.context.services.list_runs(
             status=[s.value for s in f.status] if f.status else None,
             strategy=f.strategy,
             dataset_id=None
@@ -123,12 +121,12 @@ class RunQueries:
 
     @strawberry.field(description="One run by id; NOT_FOUND if there is none.")
     async def run(self, info: Info, id: strawberry.ID) -> Run:
-        return Run.from_row(await run_store.get_run(info.context.services.db, str(id)))
+        return Run.from_row(await info.context.services.get_run(str(id)))
 
     @strawberry.field(description="Counts by status, average run time and queue depth.")
     async def stats(self, info: Info) -> Stats:
         services = info.context.services
-        raw = await run_store.run_stats(services.db)
+        raw = await services.run_stats()
         avg_ms = raw.get("avg_duration_ms")
         return Stats(
             total_runs=int(raw["total"]),

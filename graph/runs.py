@@ -149,6 +149,10 @@ class Run:
     n_trades: int | None = strawberry.field(description="Stored trades, the open one included.")
     engine: JSON | None = strawberry.field(description="Engine version, bars/second, seconds.")
     monthly_returns: list[MonthlyReturn]
+    shared: bool = strawberry.field(
+        default=False, description="Shown to the whole team (`shareRun`); else only its owner "
+        "and admins see it."
+    )
 
     @strawberry.field(description="The main metrics, typed.")
     def summary(self) -> Metrics | None:
@@ -281,4 +285,5 @@ class Run:
                 )
                 for m in (row.monthly_returns or [])
             ],
+            shared=bool(getattr(row, "shared", False)),
         )

@@ -11,7 +11,14 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxTokensLimiter,
+    ParserCache,
+    ValidationCache,
+)
+from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
+from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types.execution import ExecutionContext
 
@@ -19,6 +26,11 @@ from graph.analytics import AnalyticsQueries
 from graph.dataset_mutations import DatasetMutations
 from graph.datasets import DatasetQueries
 from graph.errors import ErrorCodes
+from graph.optimizations import (
+    OptimizationMutations,
+    OptimizationQueries,
+    OptimizationSubscriptions,
+)
 from graph.permissions import guard_root_fields
 from graph.run_mutations import RunMutations
 from graph.run_queries import RunQueries
@@ -26,20 +38,28 @@ from graph.scalars import SCALAR_MAP
 from graph.strategies import StrategyQueries
 from graph.strategy_mutations import StrategyMutations
 from graph.subscriptions import RunSubscriptions
+from graph.team import TeamMutations, TeamQueries
+
+DOCUMENT_CACHE_SIZE = 512
+"""Distinct query texts whose parsed document and validation result are kept."""
 
 
 @strawberry.type
-class Query(DatasetQueries, StrategyQueries, RunQueries, AnalyticsQueries):
+class Query(
+    DatasetQueries, StrategyQueries, RunQueries, AnalyticsQueries, TeamQueries, OptimizationQueries
+):
     pass
 
 
 @strawberry.type
-class Mutation(RunMutations, StrategyMutations, DatasetMutations):
+class Mutation(
+    RunMutations, StrategyMutations, DatasetMutations, TeamMutations, OptimizationMutations
+):
     pass
 
 
 @strawberry.type
-class Subscription(RunSubscriptions):
+class Subscription(RunSubscriptions, OptimizationSubscriptions):
     pass
 
 
@@ -56,11 +76,19 @@ class BacktesterSchema(strawberry.Schema):
 
 
 def build_schema(*, max_depth: int = 10, max_aliases: int = 15, max_tokens: int = 2000) -> strawberry.Schema:
-    """A schema with the given request limits (the SDL does not depend on them)."""
+    """A schema with the given request limits (the SDL does not depend on them).
+
+    Parsing and validating dominate a small query's cost, so both are cached per query
+    text (bounded LRUs). The limit rules are built once, here: per request
+    (`QueryDepthLimiter(...)` makes a new rule class each time) the validation cache,
+    keyed by the rules too, would never hit.
+    """
+    limit_rules = [max_depth_rule(max_depth, None, None), max_aliases_rule(max_aliases)]
     extensions: list[Any] = [
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
-        lambda: QueryDepthLimiter(max_depth=max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+        lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: AddValidationRules(limit_rules),
+        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
         ErrorCodes,
     ]
     return BacktesterSchema(

@@ -100,14 +100,31 @@ class Strategy:
     )
     last_validated: datetime | None
     runnable: bool = strawberry.field(description="Whether `submitBacktest` accepts it now.")
-    usage_count: int = strawberry.field(description="Runs submitted with this strategy.")
-    best_metrics: JSON | None = strawberry.field(
-        description="Best value each key metric reached in a run: {metric: {value, run_id}}."
-    )
+    usage_total: strawberry.Private[int]
+    best_all: strawberry.Private[Any]
     tags: list[str]
     created_at: datetime
     updated_at: datetime
     deleted: bool
+
+    @strawberry.field(description="Runs submitted with this strategy (of the runs you can see).")
+    async def usage_count(self, info: Info) -> int:
+        scoped = await scoped_usage(info)
+        return self.usage_total if scoped is None else scoped.get(self.name, 0)
+
+    @strawberry.field(
+        description="Best value each key metric reached in a run: {metric: {value, run_id}} "
+        "(of the runs you can see)."
+    )
+    async def best_metrics(self, info: Info) -> JSON | None:
+        best = self.best_all or {}
+        scope = info.context.scope
+        if not best or (scope.admin and not scope.nobody):
+            return best or None
+        ids = [str(v.get("run_id")) for v in best.values() if isinstance(v, dict)]
+        visible = await info.context.services.visible_run_ids(ids)
+        kept = {k: v for k, v in best.items() if isinstance(v, dict) and str(v.get("run_id")) in visible}
+        return kept or None
 
     @classmethod
     def from_row(cls, row: Any) -> Strategy:
@@ -133,8 +150,8 @@ class Strategy:
             ],
             last_validated=to_utc(row.last_validated_at),
             runnable=row.validation_status in catalog.RUNNABLE and not row.deleted,
-            usage_count=int(row.usage_count),
-            best_metrics=json_safe(row.best_metrics),
+            usage_total=int(row.usage_count),
+            best_all=json_safe(row.best_metrics),
             tags=list(row.tags or []),
             created_at=to_utc(row.created_at),  # type: ignore[arg-type]
             updated_at=to_utc(row.updated_at),  # type: ignore[arg-type]
@@ -180,6 +197,16 @@ class StrategyStats:
         )
 
 
+async def scoped_usage(info: Info) -> dict[str, int] | None:
+    """Runs per strategy among the caller's visible runs (once per request); None = all."""
+    memo = info.context.memo
+    if "strategy_usage" not in memo:
+        memo["strategy_usage"] = await catalog.usage_by_strategy(
+            info.context.services.db, scope=info.context.scope
+        )
+    return memo["strategy_usage"]  # type: ignore[no-any-return]
+
+
 async def strategy_or_not_found(info: Info, name: str) -> Any:
     """The live row called `name`, or NOT_FOUND suggesting the closest live name."""
     db = info.context.services.db
@@ -212,7 +239,8 @@ class StrategyQueries:
 
     @strawberry.field(description="Counts by validation status and the most used strategies.")
     async def strategy_stats(self, info: Info) -> StrategyStats:
-        return StrategyStats.from_dict(await catalog.strategy_stats(info.context.services.db))
+        stats = await catalog.strategy_stats(info.context.services.db, scope=info.context.scope)
+        return StrategyStats.from_dict(stats)
 
     @strawberry.field(
         description="JSON Schema of `BacktestInput.options` (sizing, costs, stops, sessions)."

@@ -68,6 +68,7 @@ class StrategyMutations:
     )
     async def sync_strategies(self, info: Info) -> StrategySync:
         outcome = await info.context.services.sync_strategies()
+        await info.context.services.audit("strategy.sync", "strategy", None, found=len(outcome.rows))
         return StrategySync(
             strategies=[Strategy.from_row(row) for row in outcome.rows],
             problems=[DiscoveryProblem(path=e.path, step=e.step, message=e.message) for e in outcome.errors],

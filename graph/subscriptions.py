@@ -8,6 +8,7 @@ following itself is `Services.run_events`; this module only shapes its events.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncGenerator
 from enum import Enum
 from typing import Any
@@ -17,7 +18,6 @@ import strawberry
 from graph.context import Info
 from graph.runs import EquityPoint, Run, RunStatus
 from graph.scalars import JSON, json_safe
-from store import runs as run_store
 
 
 @strawberry.enum
@@ -26,6 +26,14 @@ class RunEventType(Enum):
     PROGRESS = "progress"
     STATUS = "status"
     TERMINAL = "terminal"
+
+
+def _equity(root: RunEvent) -> list[EquityPoint]:
+    return [
+        EquityPoint(t=float(t), value=float(v))  # type: ignore[arg-type]
+        for t, v in root.equity_points
+        if v is not None
+    ]
 
 
 @strawberry.type(description="A change in a run: progress, new equity points, status, the end.")
@@ -37,7 +45,8 @@ class RunEvent:
     progress: float
     stage: str | None
     equity: list[EquityPoint] = strawberry.field(
-        description="Equity points added since the previous event (epoch ms, value)."
+        resolver=_equity,
+        description="Equity points added since the previous event (epoch ms, value).",
     )
     metrics: JSON | None
     error: str | None
@@ -46,14 +55,16 @@ class RunEvent:
         description="When the server built this event (epoch ms): receipt time minus this "
         "is the delivery delay.",
     )
+    equity_points: strawberry.Private[list[Any]] = dataclasses.field(default_factory=list)
+    """[[epoch ms, value], ...] as published: `equity` objects are built only when selected
+    (built for every follower of every event, they cost a core at 500 followers)."""
 
     @strawberry.field(description="The run as stored now (read from the database).")
     async def run(self, info: Info) -> Run:
-        return Run.from_row(await run_store.get_run(info.context.services.db, str(self.run_id)))
+        return Run.from_row(await info.context.services.get_run(str(self.run_id)))
 
     @classmethod
     def from_bus(cls, event: dict[str, Any]) -> RunEvent:
-        points = event.get("equity") or []
         return cls(
             run_id=strawberry.ID(str(event["run_id"])),
             seq=int(event.get("seq") or 0),
@@ -61,11 +72,7 @@ class RunEvent:
             status=RunStatus(str(event.get("status", "RUNNING")).upper()),
             progress=float(event.get("progress") or 0.0),
             stage=event.get("stage"),
-            equity=[
-                EquityPoint(t=float(t), value=float(v))  # type: ignore[arg-type]
-                for t, v in points
-                if v is not None
-            ],
+            equity_points=event.get("equity") or [],
             metrics=json_safe(event["metrics"]) if event.get("metrics") is not None else None,
             error=event.get("error"),
             emitted_at=float(event["emitted_at"]) if event.get("emitted_at") is not None else None,
@@ -88,9 +95,11 @@ class RunSubscriptions:
                 yield RunEvent.from_bus(event)
 
     @strawberry.subscription(
-        description="Status changes of every run (queued, running, finished), for dashboards."
+        description="Status changes of every run you can see (queued, running, finished), "
+        "for dashboards."
     )
     async def run_events(self, info: Info) -> AsyncGenerator[RunEvent, None]:
-        async with info.context.services.subscribe_all() as subscription:
-            async for event in subscription:
+        events = info.context.services.all_run_events()
+        async with contextlib.aclosing(events):
+            async for event in events:
                 yield RunEvent.from_bus(event)

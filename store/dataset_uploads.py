@@ -27,6 +27,7 @@ from store.datasets import BARS_CACHE, bars_to_parquet, content_hash, get_datase
 from store.db import Database
 from store.errors import NotFoundError
 from store.models import DatasetRow, utcnow
+from store.scope import SYSTEM, Scope
 
 __all__ = [
     "SavedDataset",
@@ -57,9 +58,14 @@ def original_key(raw_hash: str) -> str:
     return f"originals/{raw_hash}"
 
 
-async def find_by_content(db: Database, digest: str) -> DatasetRow | None:
+async def find_by_content(db: Database, digest: str, owner_id: int | None = None) -> DatasetRow | None:
+    """`owner_id`'s dataset of these bars (each owner has its own row of the same bars)."""
+    owner = DatasetRow.owner_id.is_(None) if owner_id is None else DatasetRow.owner_id == owner_id
     async with db.session() as s:
-        found = await s.execute(select(DatasetRow).where(DatasetRow.content_hash == digest))
+        found = await s.execute(
+            select(DatasetRow).where(DatasetRow.content_hash == digest, owner)
+            .order_by(DatasetRow.id).limit(1)
+        )
         return found.scalar_one_or_none()
 
 
@@ -84,16 +90,17 @@ async def save_upload(
     quality: dict[str, Any] | None = None,
     warnings: list[dict[str, Any]] | None = None,
     dialect: dict[str, Any] | None = None,
+    owner_id: int | None = None,
 ) -> SavedDataset:
-    """Store the bars and the original file, then insert the row; dedupe by content hash."""
+    """Store the bars and the original file, then insert the row owned by `owner_id`;
+    dedupe by content hash among that owner's datasets."""
     digest = await asyncio.to_thread(content_hash, bars)
-    existing = await find_by_content(db, digest)
+    existing = await find_by_content(db, digest, owner_id)
     if existing is not None:
         return SavedDataset(existing, created=False)
     parquet = await asyncio.to_thread(bars_to_parquet, bars)
     key, raw_key = parquet_key(digest), original_key(raw_hash)
-    await blobs.put(key, parquet)
-    await _ensure_blob(blobs, raw_key, original)
+    await asyncio.gather(blobs.put(key, parquet), _ensure_blob(blobs, raw_key, original))
     score = (quality or {}).get("score")
     row = DatasetRow(
         name=name,
@@ -117,12 +124,13 @@ async def save_upload(
         raw_hash=raw_hash,
         original_size=len(original),
         created_at=utcnow(),
+        owner_id=owner_id,
     )
     try:
         async with db.session() as s:
             s.add(row)
     except IntegrityError:  # the same bars saved concurrently: theirs wins
-        existing = await find_by_content(db, digest)
+        existing = await find_by_content(db, digest, owner_id)
         if existing is None:
             raise
         return SavedDataset(existing, created=False)
@@ -135,10 +143,11 @@ async def save_upload(
 
 
 async def load_original(
-    db: Database, blobs: BlobStore, dataset_id: int
+    db: Database, blobs: BlobStore, dataset_id: int, *, scope: Scope = SYSTEM
 ) -> tuple[DatasetRow, bytes]:
-    """The row and the original file's bytes; NotFoundError if either is missing."""
-    row = await get_dataset(db, dataset_id)
+    """The row and the original file's bytes; NotFoundError if either is missing (or
+    `scope` does not see the dataset)."""
+    row = await get_dataset(db, dataset_id, scope=scope)
     if not row.original_key:
         raise NotFoundError("original file of dataset", dataset_id)
     try:
@@ -147,8 +156,10 @@ async def load_original(
         raise NotFoundError("original file of dataset", dataset_id) from None
 
 
-async def dataset_stats(db: Database) -> dict[str, Any]:
-    """Counts for dashboards: datasets, bars, bytes, mean quality score, per timeframe."""
+async def dataset_stats(db: Database, *, scope: Scope = SYSTEM) -> dict[str, Any]:
+    """Counts for dashboards: datasets, bars, bytes, mean quality score, per timeframe
+    (of the datasets `scope` sees)."""
+    visible = scope.visible(DatasetRow)
     async with db.session() as s:
         count, rows, stored, original, avg_score, scored, symbols = (
             await s.execute(
@@ -160,12 +171,13 @@ async def dataset_stats(db: Database) -> dict[str, Any]:
                     func.avg(DatasetRow.quality_score),
                     func.count(DatasetRow.quality_score),
                     func.count(func.distinct(DatasetRow.symbol)),
-                )
+                ).where(*visible)
             )
         ).one()
         groups = (
             await s.execute(
                 select(DatasetRow.timeframe, func.count(DatasetRow.id), func.sum(DatasetRow.rows))
+                .where(*visible)
                 .group_by(DatasetRow.timeframe)
                 .order_by(DatasetRow.timeframe)
             )

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from engine.errors import EngineInputError
 
-__all__ = ["BadInputError", "ConflictError", "NotFoundError", "StoreError"]
+__all__ = [
+    "BadInputError",
+    "ConflictError",
+    "ForbiddenError",
+    "NotFoundError",
+    "QuotaExceededError",
+    "StoreError",
+]
 
 
 class StoreError(Exception):
@@ -24,6 +31,24 @@ class ConflictError(StoreError):
     """The request contradicts the current state, e.g. deleting a dataset runs use (CONFLICT)."""
 
     def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class ForbiddenError(StoreError):
+    """The caller may see the row but not change it: it belongs to another user (FORBIDDEN)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class QuotaExceededError(StoreError):
+    """A per-user quota (datasets, stored bytes) would be exceeded (QUOTA_EXCEEDED)."""
+
+    def __init__(self, quota: str, limit: int, message: str) -> None:
+        self.quota = quota
+        self.limit = limit
         self.message = message
         super().__init__(message)
 

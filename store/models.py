@@ -28,20 +28,28 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "AuditRow",
     "Base",
     "BlobRow",
     "DatasetRow",
     "EquityRow",
+    "OptimizationBatchRow",
+    "OptimizationRow",
+    "OptimizationTrialRow",
+    "Owned",
     "RunRow",
     "RunStatus",
     "StrategyRow",
+    "TokenRow",
     "TradeRow",
     "UTCDateTime",
+    "UserRow",
     "utcnow",
 ]
 
@@ -121,10 +129,76 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-class DatasetRow(Base):
-    """An uploaded (or shipped) OHLCV dataset; the bars live in the blob store as Parquet."""
+class Owned:
+    """Mixin of every owned table: the user who created the row, and whether the team sees it.
+
+    `owner_id` NULL = created by the system or the embedded local user (only admins, or
+    everyone when shared, see it in a team). Queries filter with `store.scope.Scope`.
+    """
+
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class UserRow(Base):
+    """A person or service account of a team deployment; API tokens belong to one."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TokenRow(Base):
+    """An API token: only the sha256 of the secret is kept; the secret is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    """Public part of the token (`bt_<id>_<secret>`), used to look it up."""
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(Json, default=list)
+    """Any of "read", "run", "admin"."""
+    note: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditRow(Base):
+    """One entry of the append-only audit log (the migration adds triggers refusing
+    UPDATE and DELETE on both databases)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    """The user's id at the time (no foreign key: entries outlive their users)."""
+    actor: Mapped[str] = mapped_column(String(100), index=True)
+    token_id: Mapped[str | None] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target_kind: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    request_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class DatasetRow(Owned, Base):
+    """An uploaded (or shipped) OHLCV dataset; the bars live in the blob store as Parquet.
+
+    The same bars are stored once per owner (unique owner + content hash); the blobs are
+    content-addressed, so two owners of the same bars share them.
+    """
 
     __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("owner_id", "content_hash"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -137,7 +211,7 @@ class DatasetRow(Base):
     start_ts: Mapped[int] = mapped_column(BigInteger)
     end_ts: Mapped[int] = mapped_column(BigInteger)
     file_size: Mapped[int] = mapped_column(BigInteger)
-    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
     blob_key: Mapped[str] = mapped_column(String(200))
     original_key: Mapped[str | None] = mapped_column(String(200))
     source_name: Mapped[str | None] = mapped_column(String(300))
@@ -185,6 +259,11 @@ class StrategyRow(Base):
     """User-chosen defaults merged under a run's params (validated against the schema)."""
     description_edited: Mapped[bool] = mapped_column(Boolean, default=False)
     """The description was set by a user: syncing no longer refreshes it from the docstring."""
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    """Who owns the settings (description, tags, default params): the first user to edit
+    them; NULL = the operator's. Only that user or an admin may change or delete them."""
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -194,7 +273,7 @@ class StrategyRow(Base):
         return self.deleted_at is not None
 
 
-class RunRow(Base):
+class RunRow(Owned, Base):
     """One backtest run; the database is the only authority on its state."""
 
     __tablename__ = "runs"
@@ -285,3 +364,98 @@ class BlobRow(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class OptimizationRow(Owned, Base):
+    """One parameter optimization: its inputs, its coordinator lease and its outcome.
+
+    Batches of trials are their own rows (`OptimizationBatchRow`), each a queue job with
+    the same lease/attempt rule as a run; the coordinator holds the lease on this row.
+    """
+
+    __tablename__ = "optimizations"
+    __table_args__ = (
+        Index("ix_optimizations_created_at_id", "created_at", "id"),
+        Index("ix_optimizations_status_lease", "status", "lease_expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    status: Mapped[RunStatus] = mapped_column(StatusType(), default=RunStatus.QUEUED)
+    seq: Mapped[int] = mapped_column(BigInteger, default=1)
+    strategy: Mapped[str] = mapped_column(String(100), index=True)
+    dataset_id: Mapped[int | None] = mapped_column(
+        ForeignKey("datasets.id", ondelete="SET NULL"), index=True
+    )
+    method: Mapped[str] = mapped_column(String(16))
+    space: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    objectives: Mapped[list[Any]] = mapped_column(Json, default=list)
+    constraints: Mapped[list[Any]] = mapped_column(Json, default=list)
+    result_constraints: Mapped[list[Any]] = mapped_column(Json, default=list)
+    options: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    method_options: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    seed: Mapped[int] = mapped_column(BigInteger, default=0)
+    budget: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    """{"max_trials", "max_seconds", "batch_size"} (None = unset)."""
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    completed: Mapped[int] = mapped_column(Integer, default=0)
+    best: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    result: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    dataset_hash: Mapped[str | None] = mapped_column(String(64))
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    engine_version: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    @property
+    def terminal(self) -> bool:
+        return RunStatus(self.status).terminal
+
+
+class OptimizationBatchRow(Base):
+    """One batch of parameter sets: a queue job claimed under a lease like a run."""
+
+    __tablename__ = "optimization_batches"
+    __table_args__ = (Index("ix_optimization_batches_status_lease", "status", "lease_expires_at"),)
+
+    optimization_id: Mapped[str] = mapped_column(
+        ForeignKey("optimizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_trial: Mapped[int] = mapped_column(Integer)
+    params: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
+    status: Mapped[RunStatus] = mapped_column(StatusType(), default=RunStatus.QUEUED)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    metrics: Mapped[dict[str, list[Any]] | None] = mapped_column(Json)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class OptimizationTrialRow(Base):
+    """One evaluated parameter set of an optimization (the queryable trial log)."""
+
+    __tablename__ = "optimization_trials"
+
+    optimization_id: Mapped[str] = mapped_column(
+        ForeignKey("optimizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch: Mapped[int] = mapped_column(Integer)
+    params: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    values: Mapped[list[Any]] = mapped_column(Json, default=list)
+    feasible: Mapped[bool] = mapped_column(Boolean, default=True)
+    violations: Mapped[list[str]] = mapped_column(Json, default=list)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)

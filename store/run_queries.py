@@ -22,8 +22,17 @@ from store.errors import BadInputError
 from store.models import EquityRow, RunRow, RunStatus, TradeRow
 from store.pagination import Page, check_first, decode_cursor, encode_cursor
 from store.results import decode_equity
+from store.scope import SYSTEM, Scope
 
-__all__ = ["SORTS", "get_equity", "get_trade_records", "get_trades", "list_runs", "run_stats"]
+__all__ = [
+    "SORTS",
+    "get_equity",
+    "get_trade_records",
+    "get_trades",
+    "list_runs",
+    "run_stats",
+    "visible_run_ids",
+]
 
 SORTS = ("-created_at", "created_at", "-metrics.<key>", "metrics.<key>")
 _METRIC_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -88,11 +97,13 @@ async def list_runs(
     sort: str = "-created_at",
     first: int | None = 50,
     after: str | None = None,
+    scope: Scope = SYSTEM,
 ) -> Page[RunRow]:
-    """A keyset page of runs; `sort` is '-created_at' (default), 'created_at' or '[-]metrics.KEY'."""
+    """A keyset page of the runs `scope` sees; `sort` is '-created_at' (default),
+    'created_at' or '[-]metrics.KEY'."""
     size = check_first(first)
     metric, desc = _parse_sort(sort)
-    filters: list[ColumnElement[bool]] = []
+    filters: list[ColumnElement[bool]] = list(scope.visible(RunRow))
     if statuses := _statuses(status):
         filters.append(RunRow.status.in_(statuses))
     if strategy is not None:
@@ -183,14 +194,29 @@ async def get_equity(db: Database, run_id: str) -> tuple[np.ndarray, np.ndarray]
     return await asyncio.to_thread(decode_equity, row.ts_data, row.equity_data, row.encoding)
 
 
-async def run_stats(db: Database) -> dict[str, Any]:
-    """Counts by status (every status present, 0 if none), total, average duration of successes."""
+async def visible_run_ids(db: Database, ids: Sequence[str], *, scope: Scope = SYSTEM) -> set[str]:
+    """The ids among `ids` of runs that exist and `scope` sees."""
+    wanted = list({str(i) for i in ids})
+    if not wanted:
+        return set()
     async with db.session() as s:
-        grouped = await s.execute(select(RunRow.status, func.count()).group_by(RunRow.status))
+        found = await s.execute(select(RunRow.id).where(RunRow.id.in_(wanted), *scope.visible(RunRow)))
+        return {str(i) for (i,) in found}
+
+
+async def run_stats(db: Database, *, scope: Scope = SYSTEM) -> dict[str, Any]:
+    """Counts by status (every status present, 0 if none), total, average duration of
+    successes, over the runs `scope` sees."""
+    visible = scope.visible(RunRow)
+    async with db.session() as s:
+        grouped = await s.execute(
+            select(RunRow.status, func.count()).where(*visible).group_by(RunRow.status)
+        )
         counts = {status: n for status, n in grouped}
         avg = (
             await s.execute(
-                select(func.avg(RunRow.duration_ms)).where(RunRow.status == RunStatus.SUCCEEDED)
+                select(func.avg(RunRow.duration_ms))
+                .where(RunRow.status == RunStatus.SUCCEEDED, *visible)
             )
         ).scalar()
     by_status = {status.value: int(counts.get(status, 0)) for status in RunStatus}

@@ -17,6 +17,7 @@ from store.db import Database
 from store.errors import BadInputError
 from store.models import DatasetRow, RunRow, RunStatus
 from store.run_queries import list_runs, run_stats
+from store.scope import SYSTEM, Scope
 
 __all__ = ["MAX_BEST", "run_summary"]
 
@@ -28,17 +29,19 @@ def _status_counts() -> dict[str, int]:
     return {status.value: 0 for status in RunStatus}
 
 
-async def _by_strategy(db: Database) -> list[dict[str, Any]]:
+async def _by_strategy(db: Database, scope: Scope) -> list[dict[str, Any]]:
     """One entry per strategy that has runs: counts by status and mean succeeded duration."""
+    visible = scope.visible(RunRow)
     async with db.session() as s:
         grouped = await s.execute(
             select(RunRow.strategy, RunRow.status, func.count(), func.max(RunRow.created_at))
+            .where(*visible)
             .group_by(RunRow.strategy, RunRow.status)
         )
         rows = list(grouped)
         durations = await s.execute(
             select(RunRow.strategy, func.avg(RunRow.duration_ms))
-            .where(RunRow.status == RunStatus.SUCCEEDED)
+            .where(RunRow.status == RunStatus.SUCCEEDED, *visible)
             .group_by(RunRow.strategy)
         )
         avg = {name: None if ms is None else float(ms) for name, ms in durations}
@@ -57,8 +60,9 @@ async def _by_strategy(db: Database) -> list[dict[str, Any]]:
     ]
 
 
-async def _datasets_in_use(db: Database) -> list[dict[str, Any]]:
-    """Datasets that runs refer to, most used first (runs of deleted datasets are left out)."""
+async def _datasets_in_use(db: Database, scope: Scope) -> list[dict[str, Any]]:
+    """Datasets that runs refer to, most used first (runs of deleted datasets are left out);
+    only datasets and runs `scope` sees."""
     async with db.session() as s:
         grouped = await s.execute(
             select(
@@ -66,6 +70,7 @@ async def _datasets_in_use(db: Database) -> list[dict[str, Any]]:
                 func.count(RunRow.id),
             )
             .join(RunRow, RunRow.dataset_id == DatasetRow.id)
+            .where(*scope.visible(DatasetRow), *scope.visible(RunRow))
             .group_by(DatasetRow.id, DatasetRow.name, DatasetRow.symbol, DatasetRow.timeframe)
         )
         rows = list(grouped)
@@ -79,9 +84,14 @@ async def _datasets_in_use(db: Database) -> list[dict[str, Any]]:
 
 
 async def run_summary(
-    db: Database, *, metric: str = "sharpe", limit: int = 5, descending: bool = True
+    db: Database,
+    *,
+    metric: str = "sharpe",
+    limit: int = 5,
+    descending: bool = True,
+    scope: Scope = SYSTEM,
 ) -> dict[str, Any]:
-    """Aggregates over every run.
+    """Aggregates over every run `scope` sees.
 
     Returns {"total", "by_status" ({status: n}, every status), "avg_duration_ms" (of
     succeeded runs), "by_strategy" ([{"strategy", "total", "by_status", "last_run_at",
@@ -93,9 +103,10 @@ async def run_summary(
         raise BadInputError("metric", f"invalid metric name {metric!r}")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_BEST:
         raise BadInputError("limit", f"limit must be between 1 and {MAX_BEST}, got {limit!r}")
-    stats = await run_stats(db)
+    stats = await run_stats(db, scope=scope)
     page = await list_runs(
         db,
+        scope=scope,
         status=RunStatus.SUCCEEDED,
         sort=f"{'-' if descending else ''}metrics.{metric}",
         first=limit,
@@ -107,8 +118,8 @@ async def run_summary(
     ]
     return {
         **stats,
-        "by_strategy": await _by_strategy(db),
-        "datasets": await _datasets_in_use(db),
+        "by_strategy": await _by_strategy(db, scope),
+        "datasets": await _datasets_in_use(db, scope),
         "metric": metric,
         "best": best,
     }

@@ -23,7 +23,8 @@ from store.db import Database
 from store.errors import ConflictError, NotFoundError
 from store.models import EquityRow, RunRow, RunStatus, TradeRow, utcnow
 from store.results import encode_equity, json_safe, trade_rows
-from store.run_queries import get_equity, get_trades, list_runs, run_stats
+from store.run_queries import get_equity, get_trades, list_runs, run_stats, visible_run_ids
+from store.scope import SYSTEM, Scope, get_visible, require_change
 from store.strategy_usage import note_run_success
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "reap_expired",
     "release_run",
     "run_stats",
+    "visible_run_ids",
 ]
 
 # A new attempt jumps `seq` ahead: the attempt before it may have published progress
@@ -118,8 +120,9 @@ async def create_run(
     options: dict[str, Any],
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     run_id: str | None = None,
+    owner_id: int | None = None,
 ) -> RunRow:
-    """Insert a QUEUED run (params and options already validated by the caller)."""
+    """Insert a QUEUED run owned by `owner_id` (params and options already validated)."""
     row = RunRow(
         id=run_id or str(uuid.uuid4()),
         status=RunStatus.QUEUED,
@@ -134,18 +137,23 @@ async def create_run(
         attempt=0,
         max_attempts=max_attempts,
         cancel_requested=False,
+        owner_id=owner_id,
+        shared=False,
     )
     async with db.session() as s:
         s.add(row)
     return row
 
 
-async def get_run(db: Database, run_id: str) -> RunRow:
-    async with db.session() as s:
-        row = await s.get(RunRow, str(run_id))
-    if row is None:
-        raise NotFoundError("run", run_id)
-    return row
+async def get_run(db: Database, run_id: str, *, scope: Scope = SYSTEM) -> RunRow:
+    """The run if `scope` sees it; NotFoundError (as for an unknown id) otherwise."""
+    if scope is SYSTEM:
+        async with db.session() as s:
+            row = await s.get(RunRow, str(run_id))
+        if row is None:
+            raise NotFoundError("run", run_id)
+        return row
+    return await get_visible(db, RunRow, str(run_id), scope, "run")
 
 
 async def _settle_orphan(
@@ -361,12 +369,14 @@ async def release_run(db: Database, run_id: str, attempt: int, *, seq: int = 0) 
     return got is not None
 
 
-async def cancel_run(db: Database, run_id: str) -> RunRow:
+async def cancel_run(db: Database, run_id: str, *, scope: Scope = SYSTEM) -> RunRow:
     """QUEUED -> CANCELLED at once; RUNNING -> cancel_requested (the worker ends it).
 
     Cancelling a cancelled run is a no-op; a SUCCEEDED or FAILED one is a ConflictError.
+    Only the run's owner or an admin may (`scope`).
     """
-    row = await get_run(db, run_id)
+    row = await get_run(db, run_id, scope=scope)
+    require_change(row, scope, "run", run_id)
     now = utcnow()
     async with db.session() as s:
         if row.status == RunStatus.QUEUED:
@@ -396,9 +406,10 @@ async def cancel_run(db: Database, run_id: str) -> RunRow:
     return row
 
 
-async def delete_run(db: Database, run_id: str) -> None:
+async def delete_run(db: Database, run_id: str, *, scope: Scope = SYSTEM) -> None:
     """Delete a finished run with its trades and equity; ConflictError while it is active."""
-    row = await get_run(db, run_id)
+    row = await get_run(db, run_id, scope=scope)
+    require_change(row, scope, "run", run_id)
     if not row.terminal:
         raise ConflictError(f"run {run_id} is {row.status.value.lower()}; cancel it first")
     async with db.session() as s:

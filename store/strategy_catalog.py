@@ -24,9 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.errors import EngineInputError
 from store.db import Database
-from store.errors import NotFoundError
+from store.errors import ForbiddenError, NotFoundError
 from store.models import StrategyRow, utcnow
-from store.strategy_usage import bump_usage, note_run_success, strategy_stats
+from store.scope import Scope
+from store.strategy_usage import bump_usage, note_run_success, strategy_stats, usage_by_strategy
 from strategies.base import ParamError, Strategy
 from strategies.discovery import (
     DiscoveryError,
@@ -43,6 +44,7 @@ __all__ = [
     "STATUSES",
     "SyncOutcome",
     "bump_usage",
+    "claim_settings",
     "code_hash",
     "delete_strategy",
     "find_strategy",
@@ -56,6 +58,7 @@ __all__ = [
     "sync_discovered",
     "sync_strategies",
     "update_strategy",
+    "usage_by_strategy",
 ]
 
 STATUSES = ("unvalidated", "valid", "invalid", "missing")
@@ -277,6 +280,26 @@ async def update_strategy(
     async with db.session() as s:
         await s.execute(update(StrategyRow).where(StrategyRow.id == row.id).values(**values))
     return await get_strategy_row(db, name)
+
+
+async def claim_settings(db: Database, name: str, scope: Scope) -> StrategyRow:
+    """The strategy, if `scope` may change its settings (description, tags, default params,
+    deletion): they belong to the first user who edits them, who then owns them; others get
+    ForbiddenError (the catalog itself is everyone's, so this is not a NOT_FOUND)."""
+    row = await get_strategy_row(db, name)
+    if row.owner_id is not None and not scope.changes(row):
+        raise ForbiddenError(
+            f"the settings of strategy {name!r} belong to another user; only they or an admin "
+            "may change them"
+        )
+    if row.owner_id is None and scope.user_id is not None:
+        async with db.session() as s:
+            await s.execute(
+                update(StrategyRow)
+                .where(StrategyRow.id == row.id, StrategyRow.owner_id.is_(None))
+                .values(owner_id=scope.user_id)
+            )
+    return row
 
 
 async def mark_missing(db: Database, name: str, reason: str) -> StrategyRow:

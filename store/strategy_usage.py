@@ -13,9 +13,17 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import Database
-from store.models import StrategyRow
+from store.models import RunRow, StrategyRow
+from store.scope import SYSTEM, Scope
 
-__all__ = ["BEST_HIGHER", "BEST_LOWER", "bump_usage", "note_run_success", "strategy_stats"]
+__all__ = [
+    "BEST_HIGHER",
+    "BEST_LOWER",
+    "bump_usage",
+    "note_run_success",
+    "strategy_stats",
+    "usage_by_strategy",
+]
 
 BEST_HIGHER = (
     "sharpe", "sortino", "calmar", "total_return_pct", "cagr_pct", "profit_factor",
@@ -75,9 +83,29 @@ async def note_run_success(
         await s.execute(update(StrategyRow).where(StrategyRow.id == row.id).values(best_metrics=best))
 
 
-async def strategy_stats(db: Database, *, top: int = 5) -> dict[str, Any]:
+async def usage_by_strategy(db: Database, *, scope: Scope = SYSTEM) -> dict[str, int] | None:
+    """Runs per strategy among the runs `scope` sees; None for a scope that sees every run
+    (then the catalog's own counters, which also count deleted runs, are the answer)."""
+    if scope.admin and not scope.nobody:
+        return None
+    async with db.session() as s:
+        grouped = await s.execute(
+            select(RunRow.strategy, func.count(RunRow.id))
+            .where(*scope.visible(RunRow))
+            .group_by(RunRow.strategy)
+        )
+        return {name: int(n) for name, n in grouped}
+
+
+async def _live_names(db: Database) -> list[Any]:
+    async with db.session() as s:
+        return list(await s.execute(select(StrategyRow.name).where(StrategyRow.deleted_at.is_(None))))
+
+
+async def strategy_stats(db: Database, *, top: int = 5, scope: Scope = SYSTEM) -> dict[str, Any]:
     """Counts of live strategies by validation status and origin, deleted ones, total
-    runs, and the `top` most used (name, usage_count)."""
+    runs, and the `top` most used (name, usage_count); run counts only over the runs
+    `scope` sees."""
     live = StrategyRow.deleted_at.is_(None)
     async with db.session() as s:
         by_status = dict(
@@ -100,6 +128,12 @@ async def strategy_stats(db: Database, *, top: int = 5) -> dict[str, Any]:
             .limit(top)
         )).all()
     total = sum(by_status.values())
+    scoped = await usage_by_strategy(db, scope=scope)
+    if scoped is not None:
+        names = {n for (n,) in (await _live_names(db))}
+        runs = sum(scoped.values())
+        used = sorted(((n, c) for n, c in scoped.items() if n in names and c > 0),
+                      key=lambda nc: (-nc[1], nc[0]))[:top]
     return {
         "total": total,
         "by_status": {k: int(v) for k, v in sorted(by_status.items())},

@@ -10,7 +10,7 @@ from numba import njit
 from engine.bars import Bars
 from engine.indicators import (
     bollinger_nb,
-    ema_nb,
+    ema_cross_nb,
     macd_nb,
     rolling_max_nb,
     rolling_min_nb,
@@ -103,9 +103,8 @@ class EmaCrossover(Strategy):
         return self.slow - 1
 
     def signals(self, bars: Bars) -> np.ndarray:
-        fast = ema_nb(bars.close, self.fast)
-        slow = ema_nb(bars.close, self.slow)
-        return sign_signals(fast > slow, fast < slow, self.long_only)
+        # Both EMAs in one pass, never stored: the sign of ema_nb(fast) - ema_nb(slow).
+        return ema_cross_nb(bars.close, self.fast, self.slow, self.long_only)
 
     @classmethod
     def sweep(

@@ -12,6 +12,7 @@ Any other status is a `ConflictError` saying the run is not finished.
 from __future__ import annotations
 
 import asyncio
+import copy
 import difflib
 import json
 import math
@@ -38,6 +39,7 @@ from store.models import DatasetRow, RunRow, RunStatus
 from store.run_queries import get_equity, get_trade_records
 from store.run_summary import run_summary
 from store.runs import get_run
+from store.scope import SYSTEM, Scope
 
 __all__ = ["SUMMARY_LOWER_IS_BETTER", "AnalysisCache", "RunAnalysis", "RunAnalytics"]
 
@@ -139,10 +141,18 @@ class RunAnalytics:
         self.blobs = blobs
         self.cache = cache or AnalysisCache()
         self._inflight: dict[tuple[str, int], asyncio.Task[RunAnalysis]] = {}
+        self.scope: Scope = SYSTEM
+        """Whose runs this facade may analyze (the cache is shared: it is checked first)."""
+
+    def scoped(self, scope: Scope) -> RunAnalytics:
+        """This facade for `scope`: an unknown run and one it may not see are both NOT_FOUND."""
+        clone = copy.copy(self)
+        clone.scope = scope
+        return clone
 
     async def finished_run(self, run_id: str) -> RunRow:
         """The run if it SUCCEEDED; NotFoundError if unknown, ConflictError otherwise."""
-        row = await get_run(self.db, str(run_id))
+        row = await get_run(self.db, str(run_id), scope=self.scope)
         if RunStatus(row.status) is not RunStatus.SUCCEEDED:
             raise _not_finished(row)
         return row
@@ -151,6 +161,8 @@ class RunAnalytics:
         if dataset_id is None:
             return None
         try:
+            # Unscoped: the analysis is cached for every viewer of the run, and a shared
+            # run shares what it was computed on (its benchmark, the dataset's name).
             return await get_dataset(self.db, dataset_id)
         except NotFoundError:  # deleted since: the run keeps its results
             return None
@@ -295,7 +307,7 @@ class RunAnalytics:
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise BadInputError(
                 "metric", f"unknown metric {metric!r}; {hint}one of {', '.join(METRIC_KEYS)}")
-        out = await run_summary(self.db, metric=metric, limit=limit,
+        out = await run_summary(self.db, metric=metric, limit=limit, scope=self.scope,
                                 descending=metric not in SUMMARY_LOWER_IS_BETTER)
         out["lower_is_better"] = metric in SUMMARY_LOWER_IS_BETTER
         return out

@@ -23,8 +23,14 @@ from arq.worker import Worker, func
 from store.blobs import blob_store_for
 from store.db import Database
 from workers.bus import RedisBus
-from workers.constants import DEFAULT_QUEUE, JOB_RUN_BACKTEST
+from workers.constants import (
+    DEFAULT_QUEUE,
+    JOB_RUN_BACKTEST,
+    JOB_RUN_OPTIMIZATION,
+    JOB_RUN_OPTIMIZATION_BATCH,
+)
 from workers.jobs import Faults, WorkerContext, default_worker_id, execute_run
+from workers.optimization_jobs import execute_batch, execute_optimization
 from workers.queue import ArqQueue, redis_settings
 from workers.reaper import reaper_loop
 
@@ -97,6 +103,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         faults=cfg.faults,
     )
     queue = ArqQueue(cfg.redis_url, cfg.queue_name, pool=ctx["redis"])
+    ctx["bt_queue"] = queue
     ctx["bt_reaper"] = asyncio.create_task(
         reaper_loop(db, queue, bus, interval_s=cfg.reap_interval_s, queued_grace_s=cfg.queued_grace_s),
         name="backtester-reaper",
@@ -121,14 +128,29 @@ async def run_backtest(ctx: dict[str, Any], run_id: str) -> None:
     await execute_run(ctx["bt"], run_id)
 
 
+async def run_optimization(ctx: dict[str, Any], opt_id: str) -> None:
+    """The arq job coordinating one optimization (its batches are their own jobs)."""
+    await execute_optimization(ctx["bt"], ctx["bt_queue"], opt_id)
+
+
+async def run_optimization_batch(ctx: dict[str, Any], opt_id: str, number: int) -> None:
+    """The arq job evaluating one batch of an optimization's trials."""
+    await execute_batch(ctx["bt"], opt_id, number)
+
+
 def _functions() -> list[Any]:
     return [
         func(
-            run_backtest,  # type: ignore[arg-type]
-            name=JOB_RUN_BACKTEST,
+            job,  # type: ignore[arg-type]
+            name=name,
             keep_result=0,
             max_tries=ARQ_MAX_TRIES,
             timeout=JOB_TIMEOUT_S,
+        )
+        for job, name in (
+            (run_backtest, JOB_RUN_BACKTEST),
+            (run_optimization, JOB_RUN_OPTIMIZATION),
+            (run_optimization_batch, JOB_RUN_OPTIMIZATION_BATCH),
         )
     ]
 

@@ -74,8 +74,9 @@ class Subscription(AsyncIterator[Event]):
         await self.start()
         if self._closed and self._queue.empty():
             raise StopAsyncIteration
-        try:
-            item = await asyncio.wait_for(self._queue.get(), timeout)
+        try:  # not wait_for: it costs a task per call, per follower, per event
+            async with asyncio.timeout(timeout):
+                item = await self._queue.get()
         except TimeoutError:
             return None
         if item is _CLOSED:
@@ -169,38 +170,38 @@ def _redis_client(url: str) -> Any:
     )
 
 
-class _RedisSubscription(Subscription):
-    """A pub/sub connection of its own, pumped into the buffer by a task that reconnects."""
+class _RedisChannel:
+    """One pub/sub connection per channel, shared by this process's subscriptions to it:
+    an event is received and decoded once, then copied into each buffer (500 followers of
+    one run cost one connection, not 500). Its pump reconnects and resubscribes by itself.
+    """
 
     def __init__(self, bus: RedisBus, channel: str) -> None:
-        super().__init__(channel)
-        self._bus = bus
-        self._pump: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
-
-    async def _open(self) -> None:
-        self._pump = asyncio.create_task(self._run(), name=f"redis-sub {self.channel}")
-        self._bus._subs.add(self)
-        # Wait (briefly) until SUBSCRIBE is acknowledged, so nothing published after
-        # `start()` returns is missed; if Redis is down the pump keeps retrying.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), 3.0)
+        self.bus = bus
+        self.channel = channel
+        self.subs: set[_RedisSubscription] = set()
+        self.ready = asyncio.Event()
+        self.pump = asyncio.create_task(self._run(), name=f"redis-sub {channel}")
 
     async def _run(self) -> None:
         delay = 0.1
-        while not self._closed:
-            pubsub = self._bus._client.pubsub(ignore_subscribe_messages=True)
+        while True:
+            pubsub = self.bus._client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
-                self._ready.set()
+                self.ready.set()
                 delay = 0.1
-                while not self._closed:
+                while True:
                     msg = await pubsub.get_message(timeout=1.0)
-                    if msg is not None and msg.get("type") == "message":
-                        try:
-                            self.push(json.loads(msg["data"]))
-                        except (TypeError, ValueError):
-                            log.warning("ignoring a malformed event on %s", self.channel)
+                    if msg is None or msg.get("type") != "message":
+                        continue
+                    try:
+                        event = json.loads(msg["data"])
+                    except (TypeError, ValueError):
+                        log.warning("ignoring a malformed event on %s", self.channel)
+                        continue
+                    for sub in list(self.subs):
+                        sub.push(dict(event))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # connection lost: wait, then subscribe again
@@ -211,12 +212,36 @@ class _RedisSubscription(Subscription):
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
 
+
+class _RedisSubscription(Subscription):
+    """A buffer fed by its channel's shared connection (`_RedisChannel`)."""
+
+    def __init__(self, bus: RedisBus, channel: str) -> None:
+        super().__init__(channel)
+        self._bus = bus
+
+    async def _open(self) -> None:
+        self._bus._subs.add(self)
+        shared = self._bus._channels.get(self.channel)
+        if shared is None:
+            shared = self._bus._channels[self.channel] = _RedisChannel(self._bus, self.channel)
+        shared.subs.add(self)
+        # Wait (briefly) until SUBSCRIBE is sent, so nothing published after `start()`
+        # returns is missed; if Redis is down the pump keeps retrying.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(shared.ready.wait(), 3.0)
+
     async def _close(self) -> None:
         self._bus._subs.discard(self)
-        if self._pump is not None:
-            self._pump.cancel()
+        shared = self._bus._channels.get(self.channel)
+        if shared is None or self not in shared.subs:
+            return
+        shared.subs.discard(self)
+        if not shared.subs:  # the last one out closes the connection
+            del self._bus._channels[self.channel]
+            shared.pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._pump
+                await shared.pump
 
 
 class RedisBus:
@@ -226,6 +251,7 @@ class RedisBus:
         self.redis_url = redis_url
         self._client = _redis_client(redis_url)
         self._subs: set[_RedisSubscription] = set()
+        self._channels: dict[str, _RedisChannel] = {}
         self._last_warning = 0.0
 
     async def publish(self, run_id: str, event: Event) -> None:

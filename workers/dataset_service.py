@@ -12,6 +12,7 @@ timeframe detected or checked against the data, then saved by
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import logging
 import time
@@ -29,13 +30,15 @@ from engine.ingest import (
     parse_ohlcv,
     quality_report,
 )
+from store.audit import record as audit
 from store.blobs import BlobStore
 from store.dataset_uploads import dataset_stats, load_original, save_upload
 from store.datasets import delete_dataset, get_dataset, list_datasets, load_bars
 from store.db import Database
-from store.errors import BadInputError
+from store.errors import BadInputError, QuotaExceededError
 from store.models import DatasetRow, RunRow
 from store.pagination import Page
+from store.scope import SYSTEM, Scope, set_shared
 from workers.dataset_meta import (
     DatasetMeta,
     canonical_timeframe,
@@ -121,11 +124,46 @@ class DatasetService:
         *,
         max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
         max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+        max_datasets_per_user: int | None = None,
+        max_bytes_per_user: int | None = None,
     ) -> None:
         self.db = db
         self.blobs = blobs
         self.max_upload_bytes = max_upload_bytes
         self.max_decompressed_bytes = max_decompressed_bytes
+        self.max_datasets_per_user = max_datasets_per_user
+        self.max_bytes_per_user = max_bytes_per_user
+        self.scope: Scope = SYSTEM
+        """Whose datasets this service sees and creates (`scoped`)."""
+
+    def scoped(self, scope: Scope) -> DatasetService:
+        """This service acting for `scope` (reads filtered, writes owned and checked)."""
+        clone = copy.copy(self)
+        clone.scope = scope
+        return clone
+
+    async def _check_quota(self, size: int) -> None:
+        """Dataset count and stored bytes of the importing user (QuotaExceededError)."""
+        if self.scope.user_id is None:
+            return
+        async with self.db.session() as s:
+            count, used = (
+                await s.execute(
+                    select(func.count(DatasetRow.id), func.coalesce(func.sum(DatasetRow.original_size), 0))
+                    .where(DatasetRow.owner_id == self.scope.user_id)
+                )
+            ).one()
+        if self.max_datasets_per_user is not None and count >= self.max_datasets_per_user:
+            raise QuotaExceededError(
+                "datasets", self.max_datasets_per_user,
+                f"you have {count} datasets (quota {self.max_datasets_per_user}); delete some first",
+            )
+        if self.max_bytes_per_user is not None and used + size > self.max_bytes_per_user:
+            raise QuotaExceededError(
+                "dataset_bytes", self.max_bytes_per_user,
+                f"this file ({size} bytes) would take your stored uploads past the quota of "
+                f"{self.max_bytes_per_user} bytes ({int(used)} used); delete some datasets first",
+            )
 
     async def import_upload(
         self, upload: Readable, filename: str | None, meta: DatasetMeta
@@ -161,6 +199,7 @@ class DatasetService:
         clean = clean_meta(meta, filename)
         if len(data) > self.max_upload_bytes:
             raise UploadTooLargeError(self.max_upload_bytes)
+        await self._check_quota(len(data))
         if raw_hash is None:
             raw_hash = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
         result, report = await asyncio.to_thread(
@@ -184,7 +223,11 @@ class DatasetService:
             quality=quality,
             warnings=warnings,
             dialect=result.dialect.to_dict(),
+            owner_id=self.scope.owner_id,
         )
+        if saved.created:
+            await audit(self.db, self.scope, "dataset.create", "dataset", saved.row.id,
+                        name=saved.row.name, bytes=len(data))
         seconds = time.perf_counter() - started
         log.info(
             "dataset %s %s: %d rows, %s, quality %d, %d warning(s), %.2fs",
@@ -218,37 +261,48 @@ class DatasetService:
             first=first,
             after=after,
             count=True,
+            scope=self.scope,
         )
 
     async def get(self, dataset_id: int) -> DatasetRow:
-        return await get_dataset(self.db, dataset_id)
+        return await get_dataset(self.db, dataset_id, scope=self.scope)
+
+    async def share(self, dataset_id: int, shared: bool = True) -> DatasetRow:
+        """Show a dataset to the whole team (or stop); only its owner or an admin may."""
+        row = await set_shared(self.db, DatasetRow, dataset_id, shared, self.scope, "dataset")
+        await audit(self.db, self.scope, "dataset.share" if shared else "dataset.unshare",
+                    "dataset", row.id)
+        return row
 
     async def preview(self, dataset_id: int, rows: int = 20) -> DatasetPreview:
         """The first `rows` bars and statistics of the whole dataset."""
         if rows < 0:
             raise BadInputError("rows", f"must be 0 or more, got {rows}")
+        await get_dataset(self.db, dataset_id, scope=self.scope)  # NOT_FOUND unless visible
         bars = await load_bars(self.db, self.blobs, dataset_id)
         return await asyncio.to_thread(preview, bars, rows)
 
     async def original(self, dataset_id: int) -> tuple[DatasetRow, bytes]:
         """The row and the bytes of the file as it was uploaded (NotFoundError without one)."""
-        return await load_original(self.db, self.blobs, dataset_id)
+        return await load_original(self.db, self.blobs, dataset_id, scope=self.scope)
 
     async def delete(self, dataset_id: int, *, force: bool = False) -> DeletedDataset:
         """Delete a dataset; CONFLICT while runs use it unless `force` (they keep results)."""
-        row = await get_dataset(self.db, dataset_id)
+        row = await get_dataset(self.db, dataset_id, scope=self.scope)
         async with self.db.session() as s:
             runs = (
                 await s.execute(
                     select(func.count(RunRow.id)).where(RunRow.dataset_id == dataset_id)
                 )
             ).scalar_one()
-        await delete_dataset(self.db, self.blobs, dataset_id, force=force)
+        await delete_dataset(self.db, self.blobs, dataset_id, force=force, scope=self.scope)
+        await audit(self.db, self.scope, "dataset.delete", "dataset", dataset_id,
+                    name=row.name, force=force)
         return DeletedDataset(row, int(runs))
 
     async def stats(self) -> dict[str, Any]:
         """`store.dataset_uploads.dataset_stats` with timeframe spellings merged."""
-        raw = await dataset_stats(self.db)
+        raw = await dataset_stats(self.db, scope=self.scope)
         merged: dict[str, dict[str, Any]] = {}
         for group in raw["by_timeframe"]:
             try:

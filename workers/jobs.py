@@ -30,6 +30,7 @@ from store.blobs import BlobStore
 from store.datasets import get_dataset, load_bars
 from store.db import Database
 from store.errors import NotFoundError
+from store.logctx import RUN_ID
 from store.models import RunRow
 from store.strategy_catalog import load_strategy_class
 from strategies.base import merge_engine_options
@@ -54,7 +55,8 @@ def default_worker_id() -> str:
 class Faults:
     """Test-only fault injection (from $BT_TEST_FAULTS as JSON); all off by default.
 
-    chunk_bars: fixed chunk size; chunk_delay_s: extra wait after each chunk (a slow run);
+    chunk_bars: fixed chunk size; chunk_delay_s: extra wait after each chunk (a slow run)
+    and after each optimization batch;
     exit_on_dataset: the worker process dies (os._exit) mid-run on a dataset of that name.
     """
 
@@ -241,6 +243,7 @@ async def execute_run(ctx: WorkerContext | dict[str, Any], run_id: str) -> None:
     """Run one backtest job to a terminal state (or hand it back on shutdown); never raises
     for a run-level failure. `ctx` may be an arq ctx dict holding a WorkerContext at "bt"."""
     wctx: WorkerContext = ctx["bt"] if isinstance(ctx, dict) else ctx
+    RUN_ID.set(str(run_id))  # JSON log lines of this job carry it (the job is its own task)
     attempt = await run_store.claim_run(wctx.db, run_id, wctx.worker_id, wctx.lease_s)
     if attempt is None:
         # Not ours to run (already running elsewhere, finished, or out of attempts just

@@ -13,8 +13,17 @@ import dataclasses
 import logging
 from typing import Any, Protocol, runtime_checkable
 
-from workers.constants import DEFAULT_QUEUE, IN_PROGRESS_PREFIX, JOB_RUN_BACKTEST, job_id_for
+from workers.constants import (
+    DEFAULT_QUEUE,
+    IN_PROGRESS_PREFIX,
+    JOB_RUN_BACKTEST,
+    JOB_RUN_OPTIMIZATION,
+    JOB_RUN_OPTIMIZATION_BATCH,
+    batch_job_id,
+    job_id_for,
+)
 from workers.jobs import WorkerContext, execute_run
+from workers.optimization_jobs import execute_batch, execute_optimization
 from workers.reaper import reaper_loop
 
 __all__ = ["ArqQueue", "InProcessQueue", "JobQueue", "redis_settings"]
@@ -78,6 +87,45 @@ class InProcessQueue:
             return
         self._waiting += 1
         self._tasks[run_id] = asyncio.create_task(self._run(run_id), name=f"run {run_id}")
+
+    async def enqueue_optimization(self, opt_id: str, *, attempt: int = 0) -> None:
+        """The coordinator: mostly waiting on the database, so it takes no worker slot."""
+        if self._closed:
+            raise RuntimeError("the in-process queue is closed")
+        self._start_reaper()
+        key = f"opt:{opt_id}"
+        task = self._tasks.get(key)
+        if task is None or task.done():
+            self._tasks[key] = asyncio.create_task(
+                self._job(key, lambda: execute_optimization(self.ctx, self, opt_id)), name=key)
+
+    async def enqueue_batch(self, opt_id: str, number: int, *, attempt: int = 0) -> None:
+        if self._closed:
+            raise RuntimeError("the in-process queue is closed")
+        key = batch_job_id(opt_id, number)
+        task = self._tasks.get(key)
+        if task is None or task.done():
+            self._waiting += 1
+            self._tasks[key] = asyncio.create_task(
+                self._job(key, lambda: execute_batch(self.ctx, opt_id, number), slot=True),
+                name=key)
+
+    async def _job(self, key: str, work: Any, *, slot: bool = False) -> None:
+        try:
+            if slot:
+                async with self._sem:
+                    self._waiting -= 1
+                    slot = False
+                    await work()
+            else:
+                await work()
+        except Exception:
+            log.exception("in-process job %s crashed", key)
+        finally:
+            if slot:
+                self._waiting -= 1
+            if self._tasks.get(key) is asyncio.current_task():
+                del self._tasks[key]
 
     async def _run(self, run_id: str) -> None:
         waiting = True
@@ -159,6 +207,17 @@ class ArqQueue:
         )
         if job is None:
             log.debug("run %s (attempt %d) already queued", run_id, attempt)
+
+    async def enqueue_optimization(self, opt_id: str, *, attempt: int = 0) -> None:
+        pool = await self._get_pool()
+        await pool.enqueue_job(JOB_RUN_OPTIMIZATION, opt_id, _job_id=job_id_for(opt_id, attempt),
+                               _queue_name=self.queue_name)
+
+    async def enqueue_batch(self, opt_id: str, number: int, *, attempt: int = 0) -> None:
+        pool = await self._get_pool()
+        await pool.enqueue_job(JOB_RUN_OPTIMIZATION_BATCH, opt_id, number,
+                               _job_id=batch_job_id(opt_id, number, attempt),
+                               _queue_name=self.queue_name)
 
     async def depth(self) -> int:
         """Jobs waiting for a worker: arq keeps a job in its queue until it ends, so the

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from store import optimizations as opt_store
 from store import runs as run_store
 from store.db import Database
 from workers.bus import ProgressBus
@@ -39,7 +40,27 @@ async def reap_once(
         log.warning("reaper settled orphaned run %s", run_id)
         if bus is not None:
             await bus.publish(run_id, row_event(await run_store.get_run(db, run_id), "terminal"))
+    await reap_optimizations(db, queue, queued_grace_s=queued_grace_s)
     return result
+
+
+async def reap_optimizations(db: Database, queue: JobQueue, *, queued_grace_s: float = 30.0) -> None:
+    """Re-enqueue optimization coordinators and batches whose lease expired (a killed
+    worker): the next claim takes them with a new attempt, or fails them when out of it."""
+    found = await opt_store.reap_optimizations(db, queued_grace_s=queued_grace_s)
+    for opt_id, attempt in found.coordinators:
+        try:
+            await queue.enqueue_optimization(opt_id, attempt=attempt)  # type: ignore[attr-defined]
+        except Exception as exc:
+            log.warning("could not re-enqueue optimization %s: %s", opt_id, exc)
+    for opt_id, number, attempt in found.batches:
+        try:
+            await queue.enqueue_batch(opt_id, number, attempt=attempt)  # type: ignore[attr-defined]
+        except Exception as exc:
+            log.warning("could not re-enqueue batch %d of %s: %s", number, opt_id, exc)
+    if found.coordinators or found.batches:
+        log.info("reaper re-enqueued %d optimization(s), %d batch(es)",
+                 len(found.coordinators), len(found.batches))
 
 
 async def reaper_loop(

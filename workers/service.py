@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -23,11 +24,14 @@ from sqlalchemy import func, select
 from engine.options import EngineOptions
 from store import runs as run_store
 from store import strategy_catalog as catalog
+from store.audit import record as audit
 from store.blobs import BlobStore
 from store.datasets import get_dataset
 from store.db import Database
 from store.errors import BadInputError, ConflictError
 from store.models import RunRow, RunStatus
+from store.pagination import Page
+from store.scope import SYSTEM, Scope, set_shared
 from strategies.base import ParamError, Strategy, merge_engine_options
 from strategies.registry import UnknownStrategyError, get_strategy
 from workers.analytics import RunAnalytics
@@ -38,6 +42,8 @@ from workers.dataset_service import (
     DatasetService,
 )
 from workers.events import row_event
+from workers.limits import RateLimitedError
+from workers.optimization_service import OptimizationService
 from workers.queue import JobQueue
 from workers.strategy_service import StrategyServices
 
@@ -59,6 +65,14 @@ class ServiceLimits:
     """Largest dataset file an import accepts (settings.max_upload_bytes)."""
     max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES
     """Largest gzip/zip content once decompressed (zip bombs)."""
+    max_concurrent_runs: int = 100
+    """QUEUED + RUNNING runs one user may have (RATE_LIMITED beyond)."""
+    queue_share: float = 0.5
+    """While other users' runs wait too, one user's share of the waiting runs stays under
+    this (RATE_LIMITED beyond); a user alone may fill the queue up to its own limit."""
+    max_datasets_per_user: int = 500
+    max_dataset_bytes_per_user: int = 8 << 30
+    """Original upload bytes one user may keep stored."""
 
 
 def _options_error(exc: pydantic.ValidationError) -> BadInputError:
@@ -91,8 +105,12 @@ class Services(StrategyServices):
         self.queue = queue
         self.bus = bus
         self.limits = limits or ServiceLimits()
+        self.scope: Scope = SYSTEM
+        """Whose runs and datasets this facade reads and writes (`scoped`)."""
         self.strategy_paths = tuple(Path(p) for p in strategy_paths)
         self._sync_lock = asyncio.Lock()
+        self._follower_reads: dict[tuple[str, Scope], tuple[float, asyncio.Future[RunRow]]] = {}
+        """Followers' periodic reads of their run, shared per (run, scope) (`_poll_run`)."""
         self.analytics = RunAnalytics(db, blobs)
         """Analysis, charts, comparisons and reports of finished runs (`workers.analytics`)."""
         self.datasets = DatasetService(
@@ -100,8 +118,81 @@ class Services(StrategyServices):
             blobs,
             max_upload_bytes=self.limits.max_upload_bytes,
             max_decompressed_bytes=self.limits.max_decompressed_bytes,
+            max_datasets_per_user=self.limits.max_datasets_per_user,
+            max_bytes_per_user=self.limits.max_dataset_bytes_per_user,
         )
         """Dataset import, listing, preview, download and deletion (`workers.dataset_service`)."""
+
+    def scoped(self, scope: Scope) -> Services:
+        """This facade acting for `scope`: every read is filtered to the rows it sees,
+        every write checked and owned by it (the queue, bus, caches and locks are shared)."""
+        clone = copy.copy(self)
+        clone.scope = scope
+        clone.analytics = self.analytics.scoped(scope)
+        clone.datasets = self.datasets.scoped(scope)
+        return clone
+
+    @property
+    def optimizations(self) -> OptimizationService:
+        """Parameter optimizations as this facade's scope (`workers.optimization_service`)."""
+        return OptimizationService(self)
+
+    async def audit(self, action: str, kind: str, target: object = None, **detail: Any) -> None:
+        """Append to the audit log as this facade's scope (never fails the action itself)."""
+        try:
+            await audit(self.db, self.scope, action, kind, target, **detail)
+        except Exception:
+            log.exception("could not write the audit entry %s %s %s", action, kind, target)
+
+    # -- reads, filtered to what the scope sees ----------------------------------------
+    async def get_run(self, run_id: str) -> RunRow:
+        return await run_store.get_run(self.db, str(run_id), scope=self.scope)
+
+    async def list_runs(self, **filters: Any) -> Page[RunRow]:
+        return await run_store.list_runs(self.db, scope=self.scope, **filters)
+
+    async def run_stats(self) -> dict[str, Any]:
+        return await run_store.run_stats(self.db, scope=self.scope)
+
+    async def visible_run_ids(self, ids: Sequence[str]) -> set[str]:
+        return await run_store.visible_run_ids(self.db, ids, scope=self.scope)
+
+    async def share_run(self, run_id: str, shared: bool = True) -> RunRow:
+        """Show a run to the whole team (or stop); only its owner or an admin may."""
+        row = await set_shared(self.db, RunRow, str(run_id), shared, self.scope, "run")
+        await self.audit("run.share" if shared else "run.unshare", "run", row.id)
+        return row
+
+    async def _check_user_limits(self) -> None:
+        """Concurrent runs and queue share of the submitting user (RateLimitedError)."""
+        if self.scope.user_id is None:  # system and the embedded local user
+            return
+        mine = RunRow.owner_id == self.scope.user_id
+        active = RunRow.status.in_([RunStatus.QUEUED, RunStatus.RUNNING])
+        queued = RunRow.status == RunStatus.QUEUED
+        async with self.db.session() as s:
+            my_active, my_queued, all_queued = (
+                await s.execute(
+                    select(
+                        func.count(RunRow.id).filter(mine, active),
+                        func.count(RunRow.id).filter(mine, queued),
+                        func.count(RunRow.id).filter(queued),
+                    )
+                )
+            ).one()
+        cap = self.limits.max_concurrent_runs
+        if my_active >= cap:
+            raise RateLimitedError(
+                f"you have {my_active} runs queued or running (limit {cap}); wait for some to "
+                "finish", retry_after=5, limit=cap,
+            )
+        others = all_queued - my_queued
+        if others > 0 and my_queued + 1 > max(2.0, self.limits.queue_share * (all_queued + 1)):
+            raise RateLimitedError(
+                f"your runs already hold {my_queued} of the {all_queued} waiting in the queue "
+                f"(share limit {self.limits.queue_share:.0%} while others wait); try again soon",
+                retry_after=5,
+            )
 
     def validate_backtest(
         self,
@@ -151,7 +242,8 @@ class Services(StrategyServices):
         if defaults and isinstance(params, dict | None):
             params = {**defaults, **(params or {})}
         clean, engine_options = self.validate_backtest(strategy, params, options, cls=cls)
-        await get_dataset(self.db, dataset_id)  # NotFoundError("dataset", id)
+        await get_dataset(self.db, dataset_id, scope=self.scope)  # NotFoundError("dataset", id)
+        await self._check_user_limits()
         async with self.db.session() as s:
             active = (
                 await s.execute(
@@ -168,7 +260,9 @@ class Services(StrategyServices):
         row = await run_store.create_run(
             self.db, strategy=strategy, dataset_id=dataset_id, params=clean,
             options=engine_options, max_attempts=self.limits.max_attempts,
+            owner_id=self.scope.owner_id,
         )
+        await self.audit("run.create", "run", row.id, strategy=strategy, dataset_id=dataset_id)
         await catalog.bump_usage(self.db, strategy)
         await self.bus.publish(row.id, row_event(row, "status"))
         try:
@@ -179,7 +273,8 @@ class Services(StrategyServices):
 
     async def cancel_run(self, run_id: str) -> RunRow:
         """QUEUED: CANCELLED now. RUNNING: the worker stops within ~2 s. Finished: CONFLICT."""
-        row = await run_store.cancel_run(self.db, run_id)
+        row = await run_store.cancel_run(self.db, run_id, scope=self.scope)
+        await self.audit("run.cancel", "run", row.id)
         if row.terminal:
             await self.bus.publish(row.id, row_event(row, "terminal"))
         return row
@@ -187,15 +282,15 @@ class Services(StrategyServices):
     async def run_events(self, run_id: str, after_seq: int = 0) -> AsyncIterator[dict[str, Any]]:
         """A snapshot from the database, live bus events newer than it (and `after_seq`),
         then the terminal event read from the database, then the end."""
-        await run_store.get_run(self.db, run_id)  # NOT_FOUND before subscribing
+        await self.get_run(run_id)  # NOT_FOUND (also for a run it may not see) before subscribing
         async with self.bus.subscribe(run_id) as sub:
-            row = await run_store.get_run(self.db, run_id)
+            row = await self.get_run(run_id)
             yield row_event(row, "snapshot")
             if row.terminal:
                 yield row_event(row, "terminal")
                 return
             last_seq, status = max(int(after_seq), int(row.seq)), row.status
-            polled, closed = time.monotonic(), False
+            polled, closed, confirm = time.monotonic(), False, False
             while True:
                 event = None
                 if closed:
@@ -206,21 +301,40 @@ class Services(StrategyServices):
                     except StopAsyncIteration:  # the bus closed: poll the database only
                         closed = True
                 if event is not None and event.get("type") == "terminal":
-                    polled = 0.0  # the database confirms (and words) the end
+                    polled, confirm = 0.0, True  # the database confirms (and words) the end
                 elif event is not None and int(event.get("seq") or 0) > last_seq:
                     last_seq = int(event["seq"])
                     status = RunStatus(event.get("status", status))
+                    # The bus is live: the database is read only once it has been quiet
+                    # for poll_s (500 followers polling every second cost a core).
+                    polled = time.monotonic()
                     yield event
                 if time.monotonic() - polled < self.limits.poll_s:
                     continue
                 polled = time.monotonic()
-                row = await run_store.get_run(self.db, run_id)
+                row = await (self.get_run(run_id) if confirm else self._poll_run(run_id))
+                confirm = False
                 if row.terminal:
                     yield row_event(row, "terminal")
                     return
                 if row.status != status and row.seq > last_seq:
                     last_seq, status = int(row.seq), row.status
                     yield row_event(row, "status")
+
+    async def _poll_run(self, run_id: str) -> RunRow:
+        """A follower's periodic re-read of its run, shared with every follower of that run
+        (and scope) in this process for poll_s / 2: 500 followers of one run cost one
+        database read per poll instead of 500."""
+        key, now = (run_id, self.scope), time.monotonic()
+        entry = self._follower_reads.get(key)
+        if entry is None or now - entry[0] > self.limits.poll_s / 2:
+            if len(self._follower_reads) >= 1000:  # forget runs nobody polls any more
+                for old in [k for k, (at, _) in self._follower_reads.items() if now - at > 60]:
+                    del self._follower_reads[old]
+            read = asyncio.ensure_future(self.get_run(run_id))
+            read.add_done_callback(lambda f: f.cancelled() or f.exception())  # seen by someone
+            entry = self._follower_reads[key] = (now, read)
+        return await asyncio.shield(entry[1])
 
     async def wait_for_run(self, run_id: str, timeout: float) -> RunRow:
         """The run once it is terminal; TimeoutError after `timeout` seconds (it keeps going)."""
@@ -229,9 +343,28 @@ class Services(StrategyServices):
                 async for event in events:
                     if event["type"] == "terminal":
                         break
-        return await run_store.get_run(self.db, run_id)
+        return await self.get_run(run_id)
 
     def subscribe_all(self) -> Subscription:
-        """Every run's status and terminal events (for dashboards)."""
+        """Every run's status and terminal events (for dashboards), unfiltered: use
+        `all_run_events` to see only the runs of this facade's scope."""
         return self.bus.subscribe_all()
+
+    async def all_run_events(self) -> AsyncIterator[dict[str, Any]]:
+        """Status and terminal events of every run this scope sees (visibility is looked
+        up once per run and refreshed every few seconds, so sharing shows up)."""
+        seen: dict[str, tuple[float, bool]] = {}
+        async with self.bus.subscribe_all() as subscription:
+            async for event in subscription:
+                run_id = str(event.get("run_id"))
+                if not self.scope.admin or self.scope.nobody:
+                    cached = seen.get(run_id)
+                    if cached is None or time.monotonic() - cached[0] > 5.0:
+                        visible = run_id in await self.visible_run_ids([run_id])
+                        cached = seen[run_id] = (time.monotonic(), visible)
+                        if len(seen) > 10_000:
+                            seen.clear()
+                    if not cached[1]:
+                        continue
+                yield event
 

@@ -17,11 +17,13 @@ from typing import Any
 from engine.bars import Bars
 from engine.errors import EngineInputError
 from store import strategy_catalog as catalog
+from store.audit import record as audit
 from store.blobs import BlobStore
-from store.datasets import load_bars
+from store.datasets import get_dataset, load_bars
 from store.db import Database
 from store.errors import BadInputError, NotFoundError
 from store.models import StrategyRow
+from store.scope import Scope
 from strategies import registry
 from strategies.base import ParamError, Strategy
 from strategies.discovery import (
@@ -56,6 +58,7 @@ class StrategyServices:
     blobs: BlobStore
     strategy_paths: tuple[Path, ...]
     _sync_lock: asyncio.Lock
+    scope: Scope
 
     # -- discovery and validation ---------------------------------------------------
     def _register(self, result: DiscoveryResult, *, full: bool) -> None:
@@ -71,7 +74,8 @@ class StrategyServices:
     async def _bars(self, dataset_id: int | None) -> Bars:
         if dataset_id is None:
             return await asyncio.to_thread(sample_bars)
-        return await load_bars(self.db, self.blobs, dataset_id)  # NotFoundError("dataset")
+        await get_dataset(self.db, dataset_id, scope=self.scope)  # NotFoundError unless visible
+        return await load_bars(self.db, self.blobs, dataset_id)
 
     async def _validate(self, spec: StrategySpec, bars: Bars) -> StrategyRow:
         report = await asyncio.to_thread(validate_strategy, spec, bars)
@@ -162,8 +166,9 @@ class StrategyServices:
         default_params: dict[str, Any] | None = _UNSET,
     ) -> StrategyRow:
         """Edit description, tags or default params (checked against the parameter schema;
-        BadInputError field "default_params.<name>")."""
-        row = await catalog.get_strategy_row(self.db, name)
+        BadInputError field "default_params.<name>"). The settings belong to the first
+        user who edits them (ForbiddenError for others, admins excepted)."""
+        row = await catalog.claim_settings(self.db, name, self.scope)
         edits: dict[str, Any] = {}
         if description is not _UNSET:
             text = (description or "").strip()
@@ -180,7 +185,9 @@ class StrategyServices:
             edits["tags"] = tags
         if default_params is not _UNSET:
             edits["default_params"] = await self._checked_defaults(row, default_params)
-        return await catalog.update_strategy(self.db, name, **edits)
+        updated = await catalog.update_strategy(self.db, name, **edits)
+        await audit(self.db, self.scope, "strategy.update", "strategy", name, fields=sorted(edits))
+        return updated
 
     async def _docstring(self, row: StrategyRow) -> str | None:
         try:
@@ -207,8 +214,12 @@ class StrategyServices:
         return {key: full[key] for key in raw}  # coerced, only what the user chose
 
     async def delete_strategy(self, name: str) -> StrategyRow:
-        """Soft delete: new runs are refused; runs that used it keep their record."""
-        return await catalog.delete_strategy(self.db, name)
+        """Soft delete: new runs are refused; runs that used it keep their record. Only the
+        owner of the strategy's settings (or an admin) may."""
+        await catalog.claim_settings(self.db, name, self.scope)
+        row = await catalog.delete_strategy(self.db, name)
+        await audit(self.db, self.scope, "strategy.delete", "strategy", name)
+        return row
 
     # -- the gate in front of submit ---------------------------------------------------
     async def runnable_strategy(self, name: str) -> tuple[type[Strategy], dict[str, Any]]:

@@ -33,9 +33,13 @@ CONTINUOUS_UNITS = 20.0  # a continuous range counts as 20 lattice steps (5% per
 _CHUNK = 1 << 16
 
 
-def _tidy(x: float) -> float:
-    """low + k * step without float noise (0.30000000000000004 -> 0.3)."""
-    return float(f"{x:.12g}")
+def _decimals(x: float) -> int:
+    """Decimal places of x as written (0.05 -> 2, 3.0 -> 0; scientific -> 12)."""
+    text = repr(float(x))
+    if "e" in text or "n" in text:
+        return 12
+    frac = text.partition(".")[2]
+    return 0 if frac == "0" else min(len(frac), 12)
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,8 @@ class ParamSpec:
         if self.kind == "int":
             return int(self.low) + idx.astype(np.int64) * int(self.step)
         raw = self.low + idx.astype(np.float64) * self.step
-        return np.array([_tidy(v) for v in raw.tolist()], dtype=np.float64)
+        # low + k * step without float noise (0.30000000000000004 -> 0.3)
+        return np.round(raw, max(_decimals(self.low), _decimals(self.step)))
 
     def _typed(self, col: np.ndarray) -> np.ndarray:
         dtype = {"int": np.int64, "float": np.float64, "bool": np.bool_}.get(self.kind)
@@ -205,19 +210,23 @@ class SearchSpace:
             )
         return total
 
-    def iter_grid(self, chunk: int = _CHUNK) -> Iterator[list[Params]]:
-        """Feasible grid points in lexicographic order (first parameter slowest), lazily."""
+    def _grid_chunks(self, chunk: int) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
         shape = self.grid_shape()
         total = self.grid_size()
         for start in range(0, total, chunk):
             flat = np.arange(start, min(start + chunk, total), dtype=np.int64)
             idx = np.unravel_index(flat, shape)
             cols = {p.name: p.column(i) for p, i in zip(self.params, idx, strict=True)}
-            yield self.records(cols, self.feasible(cols))
+            yield cols, self.feasible(cols)
+
+    def iter_grid(self, chunk: int = _CHUNK) -> Iterator[list[Params]]:
+        """Feasible grid points in lexicographic order (first parameter slowest), lazily."""
+        for cols, mask in self._grid_chunks(chunk):
+            yield self.records(cols, mask)
 
     def count_grid(self) -> int:
         """Number of feasible grid points (enumerates the grid once, vectorized)."""
-        return sum(len(chunk) for chunk in self.iter_grid())
+        return sum(int(mask.sum()) for _, mask in self._grid_chunks(_CHUNK))
 
     # -- constraints ----------------------------------------------------------------
     def feasible(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:

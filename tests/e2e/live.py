@@ -119,10 +119,14 @@ class TransportWS:
         self.ws = ws
 
     @classmethod
-    async def connect(cls, url: str, **kwargs: Any) -> TransportWS:
+    async def connect(
+        cls, url: str, *, payload: dict[str, Any] | None = None, **kwargs: Any
+    ) -> TransportWS:
+        """Connect and initialise; `payload` is the connection_init payload (e.g. the
+        `{"Authorization": "Bearer <token>"}` of a team deployment)."""
         ws = await websockets.connect(url, subprotocols=[PROTOCOL], **kwargs)  # type: ignore[list-item]
         assert ws.subprotocol == PROTOCOL
-        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        await ws.send(json.dumps({"type": "connection_init", "payload": payload or {}}))
         ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert ack["type"] == "connection_ack", ack
         return cls(ws)

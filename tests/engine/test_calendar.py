@@ -8,7 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.calendar import bars_per_year, infer_timeframe, local_clock, trading_days_per_year
+from engine.calendar import (
+    _day_counts,
+    _local_day_counts,
+    bars_per_year,
+    infer_timeframe,
+    local_clock,
+    local_ns,
+    trading_days_per_year,
+)
 from engine.synthetic import synthetic_daily, synthetic_intraday
 
 MIN = 60_000_000_000
@@ -31,6 +39,66 @@ def test_local_clock_matches_pandas_across_dst(tz: str) -> None:
     np.testing.assert_array_equal(day, ref_day)
     np.testing.assert_array_equal(minute, ref_min)
     assert day.dtype == np.int64 and minute.dtype == np.int32
+
+
+def _numpy_clock(ts: np.ndarray, tz: str) -> tuple[np.ndarray, np.ndarray]:
+    # The vectorized path that unsorted input takes; sorted input runs the numba pass.
+    loc = local_ns(ts, tz)
+    day = loc // DAY
+    return day, ((loc - day * DAY) // MIN).astype(np.int32)
+
+
+# Zones with DST, with transitions at local midnight (a day can be revisited), with
+# non-hour offsets, and with a dateline jump (Pacific/Apia skipped 30 Dec 2011).
+ZONES = ["UTC", "Asia/Kolkata", "America/New_York", "Australia/Lord_Howe", "America/Havana",
+         "Asia/Beirut", "America/Santiago", "Asia/Kathmandu", "Pacific/Apia", "Etc/GMT+5"]
+
+
+@pytest.mark.parametrize("tz", ZONES)
+def test_sorted_fast_path_equals_vectorized_path(tz: str) -> None:
+    rng = np.random.default_rng(ZONES.index(tz))
+    for _ in range(12):
+        n = int(rng.integers(1, 4000))
+        start = int(rng.integers(-3 * 365, 60 * 365)) * DAY + int(rng.integers(0, 1440)) * MIN
+        step = rng.choice([MIN, 37 * MIN, 6 * 60 * MIN, DAY + 7 * MIN])
+        ts = start + np.cumsum(rng.integers(0, 3, n) * step).astype(np.int64)  # dupes too
+        day, minute = local_clock(ts, tz)
+        ref_day, ref_min = _numpy_clock(ts, tz)
+        np.testing.assert_array_equal(day, ref_day)
+        np.testing.assert_array_equal(minute, ref_min)
+        days, counts = _local_day_counts(ts, tz)
+        ref_days, ref_counts = _day_counts(ref_day)
+        np.testing.assert_array_equal(days, ref_days)
+        np.testing.assert_array_equal(counts, ref_counts)
+        assert counts.dtype == ref_counts.dtype
+
+
+@pytest.mark.parametrize("tz", ["America/Sitka", "America/Juneau"])
+def test_local_dates_that_come_back(tz: str) -> None:
+    # Alaska moved across the date line in October 1867: local dates ran backwards, so
+    # the runs of equal days of the sorted fast path must be merged like np.unique does.
+    ts = pd.Timestamp("1867-10-16", tz="UTC").value + np.arange(900, dtype=np.int64) * 10 * MIN
+    day, minute = local_clock(ts, tz)
+    ref_day, ref_min = _reference(ts, tz)
+    np.testing.assert_array_equal(day, ref_day)
+    np.testing.assert_array_equal(minute, ref_min)
+    assert np.any(np.diff(day) < 0)  # the case under test really happens
+    days, counts = _local_day_counts(ts, tz)
+    ref_days, ref_counts = np.unique(ref_day, return_counts=True)
+    np.testing.assert_array_equal(days, ref_days)
+    np.testing.assert_array_equal(counts, ref_counts)
+
+
+def test_unsorted_timestamps_take_the_vectorized_path() -> None:
+    ts = pd.Timestamp("2023-03-01", tz="UTC").value + np.arange(3000, dtype=np.int64) * 61 * MIN
+    rng = np.random.default_rng(0)
+    for shuffled in (ts[::-1].copy(), rng.permutation(ts), np.concatenate((ts[5:], ts[:5]))):
+        for tz in ("America/New_York", "Asia/Kolkata"):
+            day, minute = local_clock(shuffled, tz)
+            ref_day, ref_min = _reference(shuffled, tz)
+            np.testing.assert_array_equal(day, ref_day)
+            np.testing.assert_array_equal(minute, ref_min)
+            assert bars_per_year(shuffled, tz) == bars_per_year(ts, tz)
 
 
 def test_local_clock_nifty_open() -> None:

@@ -12,8 +12,11 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from engine.indicators import (
+    _ema_coefs_nb,
     atr_nb,
     bollinger_nb,
+    ema_cross_nb,
+    ema_into_nb,
     ema_nb,
     macd_nb,
     rolling_max_nb,
@@ -129,6 +132,55 @@ def vwap_twin(
 def test_ema_equals_pandas_exactly(x: np.ndarray, n: int) -> None:
     ref = pd.Series(x, dtype=float).ewm(span=n, adjust=False, min_periods=n).mean().to_numpy()
     np.testing.assert_array_equal(ema_nb(x, n), ref)
+
+
+def _pandas_ema(x: np.ndarray, n: int) -> np.ndarray:
+    return pd.Series(x, dtype=float).ewm(span=n, adjust=False, min_periods=n).mean().to_numpy()
+
+
+def _walk(seed: int, size: int, scale: float, hole: float, rounding: bool) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = 100.0 * np.exp(np.cumsum(rng.normal(0.0, scale, size)))
+    if rounding:
+        x = np.round(x, 1)
+    x[rng.random(size) < hole] = np.nan
+    return x
+
+
+# Longer series, long periods, gaps of every length, repeated values (the `weighted != cur`
+# shortcut) and wild scales: the multiply-add path must still be pandas bit for bit.
+walks = st.builds(
+    _walk, st.integers(0, 2**32 - 1), st.integers(0, 3000),
+    st.sampled_from([1e-5, 1e-3, 0.05, 1.0]), st.sampled_from([0.0, 0.01, 0.3, 0.9]),
+    st.booleans(),
+)
+long_periods = st.one_of(st.integers(1, 5), st.integers(1, 2500))
+
+
+@settings(max_examples=300, deadline=None)
+@given(walks, long_periods, long_periods, st.booleans())
+def test_ema_and_fused_crossover_equal_pandas_on_long_holey_series(
+    x: np.ndarray, n: int, m: int, long_only: bool
+) -> None:
+    ref_n, ref_m = _pandas_ema(x, n), _pandas_ema(x, m)
+    np.testing.assert_array_equal(ema_nb(x, n), ref_n)
+    row = np.full((2, x.size), -1.0)
+    ema_into_nb(x, n, row[1])
+    np.testing.assert_array_equal(row[1], ref_n)
+    sig = (ref_n > ref_m).astype(np.int8) - (ref_n < ref_m).astype(np.int8)
+    if long_only:
+        sig = np.maximum(sig, 0)
+    got = ema_cross_nb(x, n, m, long_only)
+    assert got.dtype == np.int8
+    np.testing.assert_array_equal(got, sig)
+
+
+def test_ema_divisor_after_an_observed_bar_is_exactly_one() -> None:
+    # Why ema_nb may skip pandas' division on consecutive bars: (1 - a) + a rounds to 1.
+    for n in [*range(1, 20_001), 10**6, 2**31 - 1]:
+        com1, alpha, factor, new_wt, denom = _ema_coefs_nb(n)
+        assert factor == 1.0 - alpha and new_wt == alpha and com1 == (n == 3)
+        assert denom == 1.0
 
 
 @SETTINGS
@@ -262,5 +314,7 @@ def test_bad_period_raises() -> None:
     for fn in (ema_nb, sma_nb, rsi_nb, rolling_max_nb, rolling_min_nb):
         with pytest.raises(ValueError, match="period"):
             fn(x, 0)
+    with pytest.raises(ValueError, match="period"):
+        ema_cross_nb(x, 3, 0, False)
     with pytest.raises(ValueError, match="period"):
         atr_nb(x, x, x, 0)

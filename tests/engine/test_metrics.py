@@ -11,7 +11,7 @@ import pytest
 from engine.backtest import Trade, run_backtest
 from engine.calendar import bars_per_year
 from engine.metrics import METRIC_KEYS, compute_metrics, monthly_returns
-from engine.metrics_nb import kth_smallest_nb
+from engine.metrics_nb import _return_stats_general_nb, kth_smallest_nb, return_stats_nb
 from tests.engine.reference import make_bars
 
 DAY = 86_400_000_000_000
@@ -136,6 +136,30 @@ def test_kth_smallest_matches_sort() -> None:
             s = np.sort(x)
             for k in {0, n // 20, n // 2, n - 1}:
                 assert kth_smallest_nb(x, k) == s[k]
+
+
+@pytest.mark.parametrize("kind", ["normal", "half_flat", "mostly_flat", "fat_tails", "rounded",
+                                  "seasonal", "constant"])
+def test_return_stats_fast_path_equals_general_path_bit_for_bit(kind: str) -> None:
+    # Long series take the sampled-threshold path; its fallbacks (ties at the threshold,
+    # a constant series) must land on the same numbers as the full histogram path.
+    rng = np.random.default_rng(len(kind))
+    for m in (8191, 8192, 8195, 50_001, 200_000):
+        r = rng.normal(0, 1e-3, m)
+        if kind == "half_flat":
+            r[rng.random(m) < 0.5] = 0.0
+        elif kind == "mostly_flat":
+            r[rng.random(m) < 0.97] = 0.0
+        elif kind == "fat_tails":
+            r = rng.standard_t(2, m) * 1e-3
+        elif kind == "rounded":
+            r = np.round(r, 4)
+        elif kind == "seasonal":
+            r = np.sin(np.arange(m) * 2 * np.pi / 375) * 1e-3 + r * 1e-2
+        elif kind == "constant":
+            r[:] = 1e-4
+        eq = 1e5 * np.concatenate(([1.0], np.cumprod(1 + r)))
+        assert return_stats_nb(eq) == _return_stats_general_nb(eq), (kind, m)
 
 
 def test_monthly_returns_in_exchange_time() -> None:

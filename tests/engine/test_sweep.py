@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -98,3 +101,37 @@ def test_empty_and_bad_inputs(bars) -> None:  # type: ignore[no-untyped-def]
         sweep_ema_crossover(bars, [2, 3], [5])
     with pytest.raises(EngineInputError, match="whole numbers"):
         sweep_ema_crossover(bars, [2.5], [5])
+
+
+def test_sweeps_from_many_threads_at_once(bars) -> None:  # type: ignore[no-untyped-def]
+    fast = np.arange(2, 12)
+    slow = np.arange(20, 70, 5)
+    expected = sweep_ema_crossover(bars, fast, slow)
+    mats = np.stack([np.repeat(np.array([1, -1, 0], np.int8), len(bars))[j : j + len(bars)]
+                     for j in range(3)])
+    expected_sig = sweep_signals(bars, mats)
+
+    def job(j: int) -> tuple[dict, dict]:
+        return sweep_ema_crossover(bars, fast, slow), sweep_signals(bars, mats)
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(job, range(12)))
+    for ema_out, sig_out in results:
+        for k in METRIC_KEYS:
+            np.testing.assert_array_equal(ema_out[k], expected[k])
+            np.testing.assert_array_equal(sig_out[k], expected_sig[k])
+
+
+def test_parallel_launches_are_serialized_unless_the_layer_is_threadsafe(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def layer(name: str | None):  # type: ignore[no-untyped-def]
+        def threading_layer() -> str:
+            if name is None:
+                raise ValueError("Threading layer is not initialized.")
+            return name
+        return threading_layer
+
+    for name, locked in ((None, True), ("workqueue", True), ("omp", False), ("tbb", False)):
+        monkeypatch.setattr(sweep_mod.numba, "threading_layer", layer(name))
+        guard = sweep_mod._launch_guard()
+        assert (guard is sweep_mod._LAUNCH_LOCK) == locked, name
+        assert locked or isinstance(guard, contextlib.nullcontext)

@@ -13,7 +13,7 @@ from app.settings import Settings, normalize_database_url, redact_url
 ENV_NAMES = [
     "DATABASE_URL", "REDIS_URL", "BT_DATA_DIR", "BT_WORKER_CONCURRENCY", "BT_LEASE_SECONDS",
     "BT_ALLOWED_ORIGINS", "BT_MAX_BODY_BYTES", "BT_GRAPHIQL", "BT_HOST", "BT_PORT", "BT_ENV",
-    "STRATEGY_PATHS", "BT_STRATEGY_PATHS",
+    "STRATEGY_PATHS", "BT_STRATEGY_PATHS", "BT_DATABASE_POOL_SIZE",
 ]
 
 
@@ -80,3 +80,20 @@ def test_strategy_paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     monkeypatch.setenv("STRATEGY_PATHS", f"{tmp_path / 'a'}, {tmp_path / 'b'}{os.pathsep}~/c")
     assert Settings().strategy_paths == [tmp_path / "a", tmp_path / "b", Path("~/c").expanduser()]
     assert Settings(strategy_paths=[tmp_path]).strategy_paths == [tmp_path]
+
+
+async def test_the_api_keeps_a_fixed_postgres_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No overflow connections opened and closed per request under load (BT_DATABASE_POOL_SIZE;
+    bench/load_bench.py measured a third more CPU per request with SQLAlchemy's 5 + 10)."""
+    from app.stack import pool_options
+    from store.db import Database
+
+    assert pool_options(Settings()) == {}  # SQLite keeps its own pool
+    monkeypatch.setenv("BT_DATABASE_POOL_SIZE", "7")
+    settings = Settings(database_url="postgresql://u@localhost/x")
+    assert pool_options(settings) == {"pool_size": 7, "max_overflow": 0}
+    db = Database(settings.effective_database_url, **pool_options(settings))
+    try:
+        assert db.engine.pool.size() == 7  # type: ignore[attr-defined]
+    finally:
+        await db.dispose()

@@ -179,3 +179,36 @@ async def test_graphql_response_json_media_type(sqlite_api: Api) -> None:
 
     legacy = await post("/graphql", json={"query": "{ strategies { nme } }"})
     assert legacy.status_code == 200 and legacy.headers["content-type"] == "application/json"
+
+
+async def test_repeated_queries_are_validated_once_and_still_limited(
+    strict_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parsing and validation are cached per query text (most of a small query's cost);
+    a cached document keeps every limit and error code."""
+    import strawberry.schema.schema as strawberry_schema
+
+    calls: list[object] = []
+    validate = strawberry_schema.validate
+
+    def counting_validate(*args: object, **kwargs: object) -> object:
+        calls.append(args[1])
+        return validate(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(strawberry_schema, "validate", counting_validate)
+    query = "{ runs { edges { node { id status } } } }"
+    for _ in range(4):
+        assert (await strict_api.data(query))["runs"]["edges"] == []
+    assert len(calls) == 1
+
+    deep = "{ runs { edges { node { trades { edges { node { index } } } } } } }"
+    for _ in range(3):
+        err = await strict_api.error(deep)
+        assert "exceeds maximum operation depth of 4" in err["message"]
+        assert err["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    aliases = "{ a: health { ok } b: health { ok } c: health { ok } d: health { ok } }"
+    for _ in range(2):
+        assert "alias" in (await strict_api.error(aliases))["message"].lower()
+    many = "{ " + " ".join("strategies { name }" for _ in range(40)) + " }"
+    for _ in range(2):
+        assert (await strict_api.error(many))["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"

@@ -14,6 +14,7 @@ from typing import Any
 
 from graph.context import Context
 from graph.schema import schema
+from store.auth import LOCAL_PRINCIPAL
 from tests.graph.conftest import Api, sample_id
 
 PROGRESS = """
@@ -30,7 +31,9 @@ CANCEL = "mutation($id: ID!) { cancelRun(id: $id) { id } }"
 
 
 async def stream(api: Api, query: str, variables: dict[str, Any]) -> AsyncIterator[Any]:
-    context = Context(services=api.stack.services, health=api.stack.health)
+    # In-process, so no HTTP layer identifies the caller: act as the embedded local user.
+    context = Context(services=api.stack.services, health=api.stack.health,
+                      principal=LOCAL_PRINCIPAL)
     results = await schema.subscribe(query, variable_values=variables, context_value=context)
     async with contextlib.aclosing(results):  # type: ignore[type-var]
         async for result in results:  # type: ignore[union-attr]

@@ -11,7 +11,10 @@ from sqlalchemy import inspect, text
 from store.db import Database, run_migrations
 from store.models import Base
 
-TABLES = {"blobs", "datasets", "strategies", "runs", "trades", "equity_curves"}
+TABLES = {
+    "blobs", "datasets", "strategies", "runs", "trades", "equity_curves", "users", "api_tokens",
+    "audit_log", "optimizations", "optimization_batches", "optimization_trials",
+}
 
 
 async def test_upgrade_head_creates_every_table(db_url: str) -> None:
@@ -23,7 +26,7 @@ async def test_upgrade_head_creates_every_table(db_url: str) -> None:
             names = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
             version = (await conn.execute(text("select version_num from alembic_version"))).scalar()
         assert names >= TABLES
-        assert version == "0003"
+        assert version == "0005"
     finally:
         await db.dispose()
 

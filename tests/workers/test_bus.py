@@ -80,3 +80,41 @@ async def test_redis_subscribers_survive_a_restart() -> None:
     finally:
         await bus.close()
         server.kill()
+
+
+async def test_redis_subscriptions_to_one_channel_share_a_connection(redis_url: str) -> None:
+    """Followers of one run are one Redis subscriber: each event is received and decoded
+    once per process, then copied to every follower (500 followers, bench/load_bench.py)."""
+    import redis.asyncio as aioredis
+
+    from workers.constants import run_channel
+
+    bus = RedisBus(redis_url)
+    admin = aioredis.Redis.from_url(redis_url)
+    run_id = str(uuid.uuid4())
+
+    async def redis_subscribers() -> int:
+        return int((await admin.pubsub_numsub(run_channel(run_id)))[0][1])
+
+    try:
+        subs = [await bus.subscribe(run_id).start() for _ in range(50)]
+        assert await redis_subscribers() == 1
+        await bus.publish(run_id, ev(run_id, 1))
+        got = [await sub.get(2) for sub in subs]
+        assert all(event is not None and event["seq"] == 1 for event in got)
+        got[0]["seq"] = 99  # each follower has its own copy
+        assert got[1]["seq"] == 1  # type: ignore[index]
+        for sub in subs[:-1]:
+            await sub.aclose()
+        await bus.publish(run_id, ev(run_id, 2))
+        assert (await subs[-1].get(2))["seq"] == 2  # type: ignore[index]
+        await subs[-1].aclose()  # the last one out unsubscribes
+        async with asyncio.timeout(5):
+            while await redis_subscribers():
+                await asyncio.sleep(0.05)
+        async with bus.subscribe(run_id) as again:  # and a new follower starts afresh
+            await bus.publish(run_id, ev(run_id, 3))
+            assert (await again.get(2))["seq"] == 3  # type: ignore[index]
+    finally:
+        await bus.close()
+        await admin.aclose()

@@ -11,12 +11,12 @@ import pytest
 
 from engine.backtest import Backtester, run_backtest
 from store import runs as run_store
-from store.datasets import delete_dataset, save_dataset
+from store.datasets import BARS_CACHE, delete_dataset, save_dataset
 from store.errors import BadInputError, NotFoundError
-from store.models import RunStatus
+from store.models import RunRow, RunStatus
 from strategies.registry import get_strategy
-from tests.workers.conftest import Embedded, intraday
-from workers.jobs import execute_run
+from tests.workers.conftest import Embedded, close_embedded, intraday, open_embedded
+from workers.jobs import Faults, execute_run
 
 PARAMS = {"fast": 8, "slow": 21}
 
@@ -212,3 +212,78 @@ async def test_storage_errors_retry_instead_of_failing(embedded: Embedded, monke
     row = await embedded.services.submit_backtest("ema_crossover", embedded.dataset_id, PARAMS, {})
     done = await embedded.services.wait_for_run(row.id, 20)  # lease expiry, then the reaper
     assert done.status is RunStatus.SUCCEEDED and done.attempt == 2 and calls["n"] == 2
+
+
+async def test_followers_read_the_database_only_while_the_bus_is_quiet(
+    sqlite_url: str, tmp_path, monkeypatch  # type: ignore[no-untyped-def]
+) -> None:
+    """While progress events flow, a follower does not re-read the run row every poll_s
+    (0.3 s here): with 500 followers that polling alone cost a core (bench/load_bench.py)."""
+    BARS_CACHE.clear()
+    e = await open_embedded(
+        sqlite_url, tmp_path, faults=Faults(chunk_bars=200, chunk_delay_s=0.05), days=20
+    )
+    try:
+        reads: list[float] = []
+        get_run = e.services.get_run
+
+        async def counting_get_run(run_id: str) -> RunRow:
+            reads.append(time.monotonic())
+            return await get_run(run_id)
+
+        monkeypatch.setattr(e.services, "get_run", counting_get_run)
+        row = await e.services.submit_backtest("ema_crossover", e.dataset_id, PARAMS, {})
+        stamps = []
+        async with asyncio.timeout(60), contextlib.aclosing(e.services.run_events(row.id)) as s:
+            async for event in s:
+                if event["type"] == "progress":
+                    stamps.append(time.monotonic())
+        assert event["type"] == "terminal" and event["status"] == "SUCCEEDED"
+        first, last = stamps[0], stamps[-1]
+        assert last - first > 1.0  # the old code read the row >= 3 times in this window
+        assert len([t for t in reads if first < t < last]) <= 1
+    finally:
+        await close_embedded(e)
+
+
+async def test_followers_of_one_run_share_their_database_polls(
+    embedded: Embedded, monkeypatch  # type: ignore[no-untyped-def]
+) -> None:
+    """While the bus is quiet each follower re-reads its run every poll_s (0.3 s here);
+    followers of the same run share those reads, so 20 cost about what one does."""
+    e = embedded
+    row = await run_store.create_run(  # never enqueued: QUEUED, and the bus stays quiet
+        e.db, strategy="ema_crossover", dataset_id=e.dataset_id, params=PARAMS, options={}
+    )
+    reads: list[float] = []
+    get_run = e.services.get_run
+
+    async def counting_get_run(run_id: str) -> RunRow:
+        reads.append(time.monotonic())
+        return await get_run(run_id)
+
+    monkeypatch.setattr(e.services, "get_run", counting_get_run)
+
+    subscribed = asyncio.Semaphore(0)
+
+    async def follow() -> list[dict]:
+        events = []
+        async with contextlib.aclosing(e.services.run_events(row.id)) as stream:
+            async for event in stream:
+                events.append(event)
+                if event["type"] == "snapshot":
+                    subscribed.release()
+        return events
+
+    followers = [asyncio.create_task(follow()) for _ in range(20)]
+    async with asyncio.timeout(10):
+        for _ in followers:
+            await subscribed.acquire()
+    start = len(reads)  # 2 reads each to subscribe
+    await asyncio.sleep(1.5)
+    quiet = len(reads) - start  # unshared: 20 x 5 polls
+    await e.services.cancel_run(row.id)
+    async with asyncio.timeout(10):
+        streams = await asyncio.gather(*followers)
+    assert all(s[0]["type"] == "snapshot" and s[-1]["status"] == "CANCELLED" for s in streams)
+    assert start >= 40 and 3 <= quiet <= 12

@@ -1,0 +1,74 @@
+"""The grid benchmark through the full service path (embedded stack), for `optim_bench.py`.
+
+`service_rows(bars, space_overrides, n_trials, batch)` stores `bars` as a dataset in a
+temporary SQLite database, starts a grid optimization with `Services.optimizations.start`
+and waits for it to finish: coordinator, batch jobs in the in-process queue (threads),
+trial log writes, progress events and the final statistics all included. The raw sweep
+kernel runs on the same combinations in the same process for the ratio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.bars import Bars
+from engine.sweep import sweep_ema_crossover
+
+
+async def _service_seconds(bars: Bars, space: dict[str, Any], batch: int, tmp: Path) -> tuple[float, int]:
+    from store import optimizations as opt_store
+    from store.blobs import FileBlobStore
+    from store.datasets import save_dataset
+    from store.db import Database, run_migrations
+    from workers.bus import InMemoryBus
+    from workers.jobs import WorkerContext
+    from workers.queue import InProcessQueue
+    from workers.service import Services
+
+    url = f"sqlite+aiosqlite:///{tmp / 'bench.sqlite3'}"
+    await asyncio.to_thread(run_migrations, url)
+    db = Database(url)
+    blobs = FileBlobStore(tmp / "blobs")
+    bus = InMemoryBus()
+    ctx = WorkerContext(db=db, blobs=blobs, bus=bus, worker_id="bench")
+    queue = InProcessQueue(ctx, concurrency=2)
+    services = Services(db, blobs, queue, bus)
+    try:
+        ds = await save_dataset(db, blobs, bars, name="bench", symbol="BENCH")
+        t0 = time.perf_counter()
+        row = await services.optimizations.start({
+            "strategy": "ema_crossover", "dataset_id": ds.id, "method": "grid", "space": space,
+            "constraints": ["fast < slow"], "objectives": ["sharpe"], "batch_size": batch})
+        while not (row := await opt_store.get_optimization(db, row.id)).terminal:
+            await asyncio.sleep(0.05)
+        took = time.perf_counter() - t0
+        assert row.error is None, row.error
+        return took, int(row.completed)
+    finally:
+        await queue.close()
+        await bus.close()
+        await db.dispose()
+
+
+def service_rows(bars: Bars, space: dict[str, Any], points: list[dict[str, Any]], batch: int,
+                 row: Any) -> list[list[str]]:
+    """Rows: the raw sweep on `points`, and the same grid through the service."""
+    fast = np.array([p["fast"] for p in points])
+    slow = np.array([p["slow"] for p in points])
+    t0 = time.perf_counter()
+    sweep_ema_crossover(bars, fast, slow, False)
+    raw = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        took, n = asyncio.run(_service_seconds(bars, space, batch, Path(tmp)))
+    assert n == len(points), (n, len(points))
+    return [
+        row("raw sweep_ema_crossover (service check)", len(bars), len(points), raw, "1.00"),
+        row("full service path (embedded: SQLite + in-process queue)", len(bars), n, took,
+            f"{raw / took:.2f} of raw (everything: jobs, trial log, events, statistics)"),
+    ]

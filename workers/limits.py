@@ -1,0 +1,135 @@
+"""Rate limits per API token: requests and submitted work per time window.
+
+`RateLimiter` is the plug-in point: `MemoryRateLimiter` for the embedded server (one
+process), `RedisRateLimiter` for a team (every API process shares the counters; keys
+from `workers.constants.rate_key`). Both count fixed windows and never count a refused
+hit, so a client that waits `retry_after` seconds gets through again. A refusal is a
+`RateLimitedError` carrying that wait, which the API answers with RATE_LIMITED and
+`retryAfter`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from workers.constants import rate_key
+
+__all__ = [
+    "MemoryRateLimiter",
+    "RateDecision",
+    "RateLimitedError",
+    "RateLimiter",
+    "RateLimits",
+    "RedisRateLimiter",
+]
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Per-token budgets per `window_s` (settings: BT_RATE_LIMIT_*)."""
+
+    requests: int = 600
+    """GraphQL operations (each root field of an HTTP request counts once per request)."""
+    runs: int = 60
+    """Runs submitted (an optimization counts its trials)."""
+    window_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    allowed: bool
+    count: int
+    limit: int
+    retry_after: float
+    """Seconds until the window resets (0 when allowed)."""
+
+
+class RateLimitedError(Exception):
+    """Too many requests or runs for one token: try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float, *, limit: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = max(1, math.ceil(retry_after))
+        self.limit = limit
+
+
+class RateLimiter(Protocol):
+    async def hit(
+        self, kind: str, subject: str, *, limit: int, window_s: float, cost: int = 1
+    ) -> RateDecision:
+        """Count `cost` against `subject`'s `kind` budget unless that would exceed `limit`."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def _window(window_s: float, now: float) -> tuple[int, float]:
+    index = int(now // window_s)
+    return index, (index + 1) * window_s - now
+
+
+class MemoryRateLimiter:
+    """Counters in this process (embedded deployment)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str], tuple[int, int]] = {}
+        self._lock = asyncio.Lock()
+
+    async def hit(
+        self, kind: str, subject: str, *, limit: int, window_s: float, cost: int = 1
+    ) -> RateDecision:
+        index, left = _window(window_s, time.time())
+        async with self._lock:
+            key = (kind, subject)
+            window, count = self._counts.get(key, (index, 0))
+            if window != index:
+                count = 0
+            if count + cost > limit:
+                return RateDecision(False, count, limit, left)
+            self._counts[key] = (index, count + cost)
+            if len(self._counts) > 10_000:  # forget finished windows now and then
+                self._counts = {k: v for k, v in self._counts.items() if v[0] == index}
+        return RateDecision(True, count + cost, limit, 0.0)
+
+    async def close(self) -> None:
+        self._counts.clear()
+
+
+# Atomic check-and-add: a refused hit leaves the counter alone.
+_HIT = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local cost = tonumber(ARGV[1])
+if current + cost > tonumber(ARGV[2]) then
+  return {0, current}
+end
+current = redis.call('INCRBY', KEYS[1], cost)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {1, current}
+"""
+
+
+class RedisRateLimiter:
+    """Counters in Redis, shared by every API process of a team deployment."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self._script = redis.register_script(_HIT)
+
+    async def hit(
+        self, kind: str, subject: str, *, limit: int, window_s: float, cost: int = 1
+    ) -> RateDecision:
+        index, left = _window(window_s, time.time())
+        key = f"{rate_key(kind, subject)}:{index}"
+        ttl_ms = math.ceil((left + 1) * 1000)
+        allowed, count = await self._script(keys=[key], args=[cost, limit, ttl_ms])
+        if int(allowed):
+            return RateDecision(True, int(count), limit, 0.0)
+        return RateDecision(False, int(count), limit, left)
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,247 @@
+"""Optimization jobs: the coordinator (ask, enqueue batches, tell, finish) and the batch job.
+
+`execute_optimization` holds the optimization's lease. It rebuilds the `Optimizer` from the
+stored inputs and drives it: every batch it asks for is stored (or found stored by an
+earlier coordinator, whose told metrics are replayed) and enqueued as its own job; it
+polls the database every `poll_s` for finished batches, tells them, writes their trials
+and publishes progress. `execute_batch` claims one batch under the runs' lease/attempt
+rule, evaluates it with one `Strategy.sweep` call in a thread and stores its metrics
+once. A killed worker costs only its batch: the reaper re-enqueues expired leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from engine.errors import EngineError
+from engine.optim import Optimizer, SearchSpace
+from engine.optim.overfit import deflated_sharpe_of_trials, parameter_stability
+from engine.options import EngineOptions
+from store import optimizations as opt_store
+from store.datasets import load_bars
+from store.models import OptimizationRow, RunStatus
+from store.results import json_safe
+from store.strategy_catalog import load_strategy_class
+from strategies.base import Strategy
+from workers.events import emitted_at_ms
+from workers.jobs import INFRA_ERRORS, WorkerContext
+
+__all__ = ["BatchQueue", "execute_batch", "execute_optimization", "make_optimizer",
+           "optimization_event"]
+
+log = logging.getLogger("backtester.optimizations")
+POLL_S = 0.2
+MAX_OUTSTANDING = 8
+
+
+class BatchQueue(Protocol):
+    async def enqueue_batch(self, opt_id: str, number: int, *, attempt: int = 0) -> None: ...
+
+
+def strategy_check(cls: type[Strategy]) -> Callable[[dict[str, Any]], bool]:
+    """The strategy's own parameter rules as a search-space constraint."""
+    def ok(params: dict[str, Any]) -> bool:
+        try:
+            cls.check(cls.validate_params(params))
+        except EngineError:
+            return False
+        return True
+    return ok
+
+
+def make_optimizer(cls: type[Strategy], spec: dict[str, Any]) -> Optimizer:
+    """An Optimizer from stored (or requested) inputs; OptimInputError names the field."""
+    budget = spec.get("budget") or {}
+    space = SearchSpace.from_schema(
+        cls.params_schema(), spec.get("space") or {},
+        [*(spec.get("constraints") or []), strategy_check(cls)],
+        search_all=bool(spec.get("search_all", True)),
+    )
+    return Optimizer(
+        space, spec.get("objectives") or ["sharpe"], spec.get("method") or "grid",
+        result_constraints=spec.get("result_constraints") or [], seed=int(spec.get("seed") or 0),
+        max_trials=budget.get("max_trials"), max_seconds=budget.get("max_seconds"),
+        batch_size=budget.get("batch_size"), method_options=spec.get("method_options"),
+    )
+
+
+def row_spec(row: OptimizationRow) -> dict[str, Any]:
+    return {k: getattr(row, k) for k in ("space", "constraints", "objectives", "method",
+                                         "result_constraints", "seed", "budget",
+                                         "method_options")}
+
+
+def optimization_event(row: OptimizationRow, kind: str, **extra: Any) -> dict[str, Any]:
+    """A bus event from the database's view of an optimization."""
+    event = {
+        "optimization_id": row.id, "seq": int(row.seq), "type": kind,
+        "status": RunStatus(row.status).value, "completed": int(row.completed or 0),
+        "total": int(row.total or 0), "best": row.best, "error": row.error,
+        "trials_per_second": None, "eta_seconds": None, "pareto": [],
+        "emitted_at": emitted_at_ms(),
+    }
+    event.update(extra)
+    return event
+
+
+def finish_result(opt: Optimizer, n_bars: int) -> dict[str, Any]:
+    """The stored result: summary, Pareto trial numbers, deflated Sharpe, stability."""
+    result = opt.result().to_dict(with_trials=False)
+    best = opt.best()
+    if best is not None:
+        try:
+            dsr = deflated_sharpe_of_trials(opt.trials, best, n_obs=max(n_bars - 1, 2))
+            result["deflated_sharpe"] = dsr
+        except Exception as exc:  # a statistic must not sink the optimization
+            result["deflated_sharpe"] = {"error": str(exc)}
+        try:
+            st = parameter_stability(opt.space, opt.trials, opt.objectives[0])
+            result["stability"] = st
+        except Exception as exc:
+            result["stability"] = {"error": str(exc)}
+    return json_safe(result)
+
+
+def _metrics_in(stored: dict[str, list[Any]]) -> dict[str, np.ndarray]:
+    return {k: np.asarray([np.nan if v is None else v for v in vals], dtype=np.float64)
+            for k, vals in stored.items()}
+
+
+async def execute_optimization(ctx: WorkerContext, queue: BatchQueue, opt_id: str,
+                               *, poll_s: float = POLL_S) -> None:
+    """Coordinate one optimization to its end (see the module docstring); never raises for
+    an optimization-level failure (it records FAILED)."""
+    attempt = await opt_store.claim_optimization(ctx.db, opt_id, ctx.worker_id, ctx.lease_s)
+    if attempt is None:
+        return
+    row = await opt_store.get_optimization(ctx.db, opt_id)
+    seq = int(row.seq)
+
+    async def publish(kind: str, **extra: Any) -> None:
+        r = await opt_store.get_optimization(ctx.db, opt_id)
+        await ctx.bus.publish(opt_id, optimization_event(r, kind, **extra))
+
+    async def end(status: RunStatus, **kw: Any) -> None:
+        if await opt_store.finish_optimization(ctx.db, opt_id, attempt, status, seq=seq, **kw):
+            await publish("terminal")
+
+    try:
+        if row.dataset_id is None:
+            raise EngineError("the optimization's dataset was deleted")
+        cls, _ = await load_strategy_class(ctx.db, row.strategy)
+        bars = await load_bars(ctx.db, ctx.blobs, row.dataset_id)
+        opt = await asyncio.to_thread(make_optimizer, cls, row_spec(row))
+    except INFRA_ERRORS:
+        raise
+    except Exception as exc:
+        await end(RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        return
+    await publish("status")
+    outstanding: dict[int, Any] = {}
+    t_start, told_trials = time.monotonic(), 0
+    last_beat = time.monotonic()
+    while True:
+        now = time.monotonic()
+        if now - last_beat >= min(ctx.heartbeat_s, 0.5):
+            last_beat = now
+            owned, cancel = await opt_store.heartbeat_optimization(
+                ctx.db, opt_id, attempt, lease_s=ctx.lease_s, seq=seq)
+            if not owned:
+                return
+            if cancel:
+                opt.cancel()
+                await end(RunStatus.CANCELLED, best=_best(opt), result=await asyncio.to_thread(finish_result, opt, len(bars)))
+                return
+        while len(outstanding) < MAX_OUTSTANDING and (batch := opt.ask()) is not None:
+            stored = await opt_store.add_batch(ctx.db, opt_id, batch.number, batch.first_trial,
+                                               batch.params)
+            if stored.params != json_safe(batch.params):  # replay diverged (e.g. max_seconds)
+                await end(RunStatus.FAILED, error=f"batch {batch.number} no longer matches the "
+                          "stored one: the search cannot be resumed reproducibly")
+                return
+            outstanding[batch.number] = batch
+            if stored.status != RunStatus.SUCCEEDED:
+                await queue.enqueue_batch(opt_id, batch.number, attempt=int(stored.attempt))
+        if outstanding:
+            done = [b for b in await opt_store.get_batches(ctx.db, opt_id, list(outstanding))
+                    if RunStatus(b.status).terminal]
+            if any(b.status == RunStatus.CANCELLED for b in done):  # cancelOptimization
+                opt.cancel()
+                await end(RunStatus.CANCELLED, best=_best(opt), result=await asyncio.to_thread(finish_result, opt, len(bars)))
+                return
+            failed = [b for b in done if b.status == RunStatus.FAILED]
+            if failed:
+                await end(RunStatus.FAILED, error=f"batch {failed[0].number}: {failed[0].error}")
+                return
+            for b in done:
+                trials = opt.tell(b.number, _metrics_in(b.metrics or {}), float(b.seconds or 0))
+                del outstanding[b.number]
+                told_trials += len(trials)
+                seq += 1
+                if not await opt_store.record_trials(
+                        ctx.db, opt_id, attempt, [t.to_dict() for t in trials],
+                        completed=len(opt.trials), total=opt.total, best=_best(opt), seq=seq):
+                    return
+                elapsed = max(time.monotonic() - t_start, 1e-6)
+                rate = told_trials / elapsed
+                left = max(opt.total - len(opt.trials), 0)
+                await publish("progress", trials_per_second=rate,
+                              eta_seconds=left / rate if rate > 0 else None,
+                              pareto=[t.number for t in opt.pareto()]
+                              if len(opt.objectives) > 1 else [])
+            if done:
+                continue
+        if opt.done:
+            await end(RunStatus.SUCCEEDED, best=_best(opt), result=await asyncio.to_thread(finish_result, opt, len(bars)))
+            return
+        await asyncio.sleep(poll_s)
+
+
+def _best(opt: Optimizer) -> dict[str, Any] | None:
+    best = opt.best()
+    return best.to_dict() if best is not None else None
+
+
+async def execute_batch(ctx: WorkerContext, opt_id: str, number: int) -> None:
+    """Claim, evaluate (one sweep call in a thread) and store one batch; a no-op when the
+    batch is done, taken by a live worker, or its optimization is over."""
+    attempt = await opt_store.claim_batch(ctx.db, opt_id, number, ctx.worker_id, ctx.lease_s)
+    if attempt is None:
+        return
+    row = await opt_store.get_optimization(ctx.db, opt_id)
+    (batch,) = await opt_store.get_batches(ctx.db, opt_id, [number])
+    try:
+        if row.dataset_id is None:
+            raise EngineError("the optimization's dataset was deleted")
+        cls, _ = await load_strategy_class(ctx.db, row.strategy)
+        bars = await load_bars(ctx.db, ctx.blobs, row.dataset_id)
+        options = EngineOptions.model_validate(dict(row.options or {}))
+    except INFRA_ERRORS:
+        raise
+    except Exception as exc:
+        await opt_store.fail_batch(ctx.db, opt_id, number, attempt, f"{type(exc).__name__}: {exc}")
+        return
+    t0 = time.perf_counter()
+    work = asyncio.ensure_future(asyncio.to_thread(cls.sweep, bars, list(batch.params), options))
+    while not work.done():
+        await asyncio.wait({work}, timeout=ctx.heartbeat_s)
+        if not work.done():
+            await opt_store.extend_batch(ctx.db, opt_id, number, attempt, ctx.lease_s)
+    try:
+        metrics = work.result()
+    except Exception as exc:
+        await opt_store.fail_batch(ctx.db, opt_id, number, attempt, f"{type(exc).__name__}: {exc}")
+        return
+    if ctx.faults.chunk_delay_s:  # test-only: a slow batch, so a worker can die mid-way
+        await asyncio.sleep(ctx.faults.chunk_delay_s)
+    stored = {k: np.asarray(v, dtype=np.float64).tolist() for k, v in metrics.items()
+              if np.asarray(v).ndim == 1}
+    await opt_store.finish_batch(ctx.db, opt_id, number, attempt, stored,
+                                 time.perf_counter() - t0)
+
