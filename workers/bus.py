@@ -63,6 +63,11 @@ class Subscription(AsyncIterator[Event]):
                 self._queue.get_nowait()
         self._queue.put_nowait(event)
 
+    @property
+    def backlog(self) -> int:
+        """Events buffered and not read yet."""
+        return self._queue.qsize()
+
     async def start(self) -> Self:
         if not self._started:
             self._started = True

@@ -55,13 +55,19 @@ def strategy_check(cls: type[Strategy]) -> Callable[[dict[str, Any]], bool]:
     return ok
 
 
+SERVICE_MAX_GRID = 250_000
+"""Largest grid the service enumerates: counting feasible points runs the strategy's own
+parameter check per point (~12 us), so a larger grid would hold a request for seconds.
+Bigger searches use the random, genetic or Bayesian methods (or the local CLI)."""
+
+
 def make_optimizer(cls: type[Strategy], spec: dict[str, Any]) -> Optimizer:
     """An Optimizer from stored (or requested) inputs; OptimInputError names the field."""
     budget = spec.get("budget") or {}
     space = SearchSpace.from_schema(
         cls.params_schema(), spec.get("space") or {},
         [*(spec.get("constraints") or []), strategy_check(cls)],
-        search_all=bool(spec.get("search_all", True)),
+        search_all=bool(spec.get("search_all", True)), max_grid=SERVICE_MAX_GRID,
     )
     return Optimizer(
         space, spec.get("objectives") or ["sharpe"], spec.get("method") or "grid",

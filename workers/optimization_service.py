@@ -80,9 +80,9 @@ class OptimizationService:
 
     async def estimate(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Trial count and seconds, from the throughput of a small measured sweep."""
-        cls, clean, opt = await self._prepare(spec)
         dataset_id = int(spec["dataset_id"])
-        await get_dataset(self.s.db, dataset_id, scope=self.s.scope)
+        await get_dataset(self.s.db, dataset_id, scope=self.s.scope)  # NOT_FOUND before work
+        cls, clean, opt = await self._prepare(spec)
         bars = await load_bars(self.s.db, self.s.blobs, dataset_id)
         batch = opt.ask()
         sample = (batch.params if batch is not None else [])[:4]
@@ -100,8 +100,8 @@ class OptimizationService:
 
     async def start(self, spec: dict[str, Any]) -> OptimizationRow:
         """Validate, store a QUEUED optimization and enqueue its coordinator."""
-        cls, clean, opt = await self._prepare(spec)
         dataset = await get_dataset(self.s.db, int(spec["dataset_id"]), scope=self.s.scope)
+        cls, clean, opt = await self._prepare(spec)
         code_hash = await self._code_hash(cls)
         row = await opt_store.create_optimization(
             self.s.db, owner_id=self.s.scope.owner_id, strategy=cls.name, dataset_id=dataset.id,

@@ -309,8 +309,8 @@ class Services(StrategyServices):
                     # for poll_s (500 followers polling every second cost a core).
                     polled = time.monotonic()
                     yield event
-                if time.monotonic() - polled < self.limits.poll_s:
-                    continue
+                if time.monotonic() - polled < self.limits.poll_s or (sub.backlog and not closed):
+                    continue  # events are waiting: the bus is live (a timeout raced them)
                 polled = time.monotonic()
                 row = await (self.get_run(run_id) if confirm else self._poll_run(run_id))
                 confirm = False
