@@ -4,7 +4,9 @@ It writes to the service's database and blob store (DATABASE_URL, else the SQLit
 and blob folder in the data directory) through `DatasetService.import_path`, the same
 code path as the `uploadDataset` mutation, so the same file gives the same dataset, the
 same warnings and the same quality score either way. A rejected file prints one line,
-`error: line N, column 'X': ...`, and exits with status 2.
+`error: line N, column 'X': ...`, and exits with status 2. `--owner NAME` stores it as
+user NAME's (as if NAME had uploaded it) and `--shared` shares it with the team; without
+an owner it belongs to nobody, which in a team deployment only admins see.
 """
 
 from __future__ import annotations
@@ -17,17 +19,27 @@ from typing import Any
 import click
 
 from app.cli import main
-from app.cli_service import load_settings, one_line_errors
+from app.cli_service import CliError, load_settings, one_line_errors
 from app.settings import Settings
 
 _STATUS_MARK = {"pass": "ok", "warn": "warn", "fail": "FAIL"}
 
 
-async def import_file(settings: Settings, path: Path, meta: Any) -> Any:
-    """Import `path` into the service's storage; returns the `ImportResult`."""
+async def import_file(
+    settings: Settings, path: Path, meta: Any, *, owner: str | None = None, shared: bool = False
+) -> Any:
+    """Import `path` into the service's storage; returns the `ImportResult`.
+
+    `owner`: the name of the user the dataset belongs to (CliError if there is none);
+    `shared`: share it with the team (also when it was already stored)."""
+    from dataclasses import replace
+
     from app.stack import prepare_database
+    from store.auth import get_user
     from store.blobs import blob_store_for
     from store.db import Database
+    from store.errors import NotFoundError
+    from store.scope import SYSTEM, Scope
     from workers.dataset_service import DatasetService
 
     if settings.should_migrate or settings.database_url is None:
@@ -40,7 +52,21 @@ async def import_file(settings: Settings, path: Path, meta: Any) -> Any:
             max_upload_bytes=settings.max_upload_bytes,
             max_decompressed_bytes=settings.max_decompressed_bytes,
         )
-        return await service.import_path(path, meta)
+        scope = SYSTEM
+        if owner is not None:
+            try:
+                user = await get_user(db, owner)
+            except NotFoundError:
+                raise CliError(
+                    f"no user named {owner!r}: add it with `backtester user add {owner}` "
+                    "(or leave out --owner)"
+                ) from None
+            scope = Scope.user(user.id, admin=user.is_admin, name=user.name)
+        service = service.scoped(scope)
+        result = await service.import_path(path, meta)
+        if shared and not result.row.shared:
+            result = replace(result, row=await service.share(result.row.id, True))
+        return result
     finally:
         await db.dispose()
 
@@ -93,6 +119,8 @@ def as_json(result: Any) -> dict[str, Any]:
             "content_hash": row.content_hash,
             "raw_hash": row.raw_hash,
             "source_name": row.source_name,
+            "owner_id": row.owner_id,
+            "shared": row.shared,
         },
         "duplicate": result.duplicate,
         "warnings": result.warnings,
@@ -114,6 +142,14 @@ def as_json(result: Any) -> dict[str, Any]:
     default=None,
     help="Read dd/mm or mm/dd dates when the data cannot tell (default: refuse to guess).",
 )
+@click.option(
+    "--owner",
+    default=None,
+    metavar="NAME",
+    help="The user the dataset belongs to (must exist: `backtester user add NAME`). Default: "
+    "no owner; in a team deployment an ownerless dataset is visible to admins only.",
+)
+@click.option("--shared", is_flag=True, help="Share the dataset with the whole team.")
 @click.option("--json", "json_output", is_flag=True, help="Print the result as JSON.")
 @one_line_errors
 def import_command(
@@ -125,6 +161,8 @@ def import_command(
     tz: str | None,
     timeframe: str | None,
     dayfirst: bool | None,
+    owner: str | None,
+    shared: bool,
     json_output: bool,
 ) -> None:
     """Import an OHLCV file (CSV, gzip, or a zip of one CSV) into the service's datasets."""
@@ -139,8 +177,12 @@ def import_command(
         timeframe=timeframe,
         dayfirst=dayfirst,
     )
-    result = asyncio.run(import_file(load_settings(), file, meta))
+    result = asyncio.run(import_file(load_settings(), file, meta, owner=owner, shared=shared))
     if json_output:
         click.echo(json.dumps(as_json(result), indent=2))
     else:
-        click.echo("\n".join(describe(result)))
+        lines = describe(result)
+        if owner is not None or result.row.shared:
+            whose = f"owned by {owner}" if owner is not None else "no owner"
+            lines.append(whose + (", shared with the team" if result.row.shared else ""))
+        click.echo("\n".join(lines))

@@ -85,7 +85,10 @@ class Settings(BaseSettings):
     rate_limit_requests: int = Field(600, ge=1)
     """GraphQL requests per token per window."""
     rate_limit_runs: int = Field(60, ge=1)
-    """Runs submitted per token per window (an optimization counts its trials)."""
+    """Runs submitted per token per window (starting an optimization counts as one)."""
+    rate_limit_trials: int = Field(1_000_000, ge=1)
+    """Optimization trials submitted per token per window (an optimization costs its trial
+    count, known once its space is validated; refused before anything is stored)."""
     max_concurrent_runs: int = Field(100, ge=1)
     """Queued + running runs per user."""
     queue_share: float = Field(0.5, gt=0, le=1)

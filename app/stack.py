@@ -50,6 +50,7 @@ class Stack:
     def rate_limits(self) -> RateLimits:
         s = self.settings
         return RateLimits(requests=s.rate_limit_requests, runs=s.rate_limit_runs,
+                          trials=s.rate_limit_trials,
                           window_s=s.rate_limit_window_seconds)
 
     async def health(self) -> dict[str, Any]:

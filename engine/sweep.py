@@ -101,6 +101,37 @@ def _periods(name: str, values: Any, n_sets: int | None) -> np.ndarray:
     return arr
 
 
+def _tiles(f: np.ndarray, s: np.ndarray, max_periods: int) -> list[np.ndarray]:
+    """Set indices grouped into fast x slow tiles of at most `max_periods` distinct periods.
+
+    The distinct fast periods are cut into runs of `a`, the distinct slow periods into runs
+    of `b` (a + b <= max_periods), and each (fast run, slow run) pair with sets is a group,
+    so a group's EMAs serve up to a * b sets. `a` is chosen to minimize the EMAs computed
+    in all. Every set lands in exactly one group; groups are in (fast, slow) order.
+    """
+    uf, f_rank = np.unique(f, return_inverse=True)
+    us, s_rank = np.unique(s, return_inverse=True)
+    n_f, n_s = uf.shape[0], us.shape[0]
+    if n_f + n_s <= max_periods:
+        return [np.arange(f.shape[0])]
+    best: tuple[int, int] | None = None
+    a_best = 1
+    for a in range(1, min(n_f, max_periods - 1) + 1):
+        b = min(n_s, max_periods - a)
+        tf, ts_ = -(-n_f // a), -(-n_s // b)
+        # EMAs computed on a full grid (each tile its fast run and its slow run), then groups.
+        cost = (tf * n_s + ts_ * n_f, tf * ts_)
+        if best is None or cost < best:
+            best, a_best = cost, a
+    a = a_best
+    n_runs = -(-n_s // min(n_s, max_periods - a))
+    b = -(-n_s // n_runs)  # same slow runs, balanced in size
+    tile = (f_rank // a) * n_runs + s_rank // b
+    order = np.lexsort((s, f, tile))
+    cuts = np.flatnonzero(np.diff(tile[order])) + 1
+    return np.split(order, cuts)
+
+
 def sweep_ema_crossover(
     bars: Bars,
     fast: Any,
@@ -126,29 +157,17 @@ def sweep_ema_crossover(
     p = sim_params(opts)
     ts = readonly_view(bars.ts)
     bpy = annualization(bars)
-    # Group sets so each group's distinct EMAs fit in memory (one group in practice).
+    # Group sets into fast x slow tiles so each group's distinct EMAs fit in memory and
+    # each computed EMA serves as many sets as possible (one group in practice).
     max_periods = max(2, _EMA_BYTES // (8 * max(len(bars), 1)))
-    order = np.lexsort((s, f))
     out = np.empty((n_sets, len(METRIC_KEYS)))
-    start = 0
-    while start < n_sets:
-        stop = start
-        seen: set[int] = set()
-        while stop < n_sets:
-            j = order[stop]
-            new = {int(f[j]), int(s[j])} - seen
-            if len(seen) + len(new) > max_periods and stop > start:
-                break
-            seen |= new
-            stop += 1
-        idx = order[start:stop]
-        periods = np.array(sorted(seen), dtype=np.int64)
+    for idx in _tiles(f, s, max_periods):
+        periods = np.unique(np.concatenate((f[idx], s[idx])))
         fi = np.searchsorted(periods, f[idx]).astype(np.int64)
         si = np.searchsorted(periods, s[idx]).astype(np.int64)
         with _launch_guard(), parallel_chunksize(1):
             out[idx] = sweep_ema_nb(o, h, lo, c, periods, fi, si, lo_arr[idx], atr, day_id,
                                     minute, p, ts, bpy)
-        start = stop
     return _as_dict(out)
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import strawberry
 
+from graph import permissions
 from graph.loaders import Loaders
 from store.auth import Principal
 from store.scope import NOBODY, Scope
@@ -70,7 +71,7 @@ class Context:
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
-        self.services = self.services.scoped(self.scope)
+        self.services = self.services.scoped(self.scope, charge=self.charge_work)
         self.loaders = Loaders(self.services)
 
     @property
@@ -78,11 +79,16 @@ class Context:
         """The ownership scope of everything this request reads and writes."""
         return NOBODY if self.principal is None else self.principal.scope
 
+    async def charge_work(self, kind: str, cost: int) -> None:
+        """Charge submitted work (e.g. an optimization's trials) to the caller's token
+        budget; the decision is `graph.permissions.charge_work`'s."""
+        await permissions.charge_work(self, kind, cost)
+
     def act_as(self, principal: Principal | None, failure: str | None = None) -> None:
         """Set the caller (websockets learn it at `connection_init`) and scope the services."""
         self.principal = principal
         self.auth_failure = failure
-        self.services = self.services.scoped(self.scope)
+        self.services = self.services.scoped(self.scope, charge=self.charge_work)
         self.loaders = Loaders(self.services)
 
 

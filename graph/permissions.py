@@ -8,7 +8,9 @@ decides, from the request's `Principal` (`info.context.principal`):
 2. what: the token's scope must cover the operation: `read` for queries and
    subscriptions, `run` for mutations, `admin` for the fields in `ADMIN_FIELDS`;
 3. how much: the token's request budget, and for fields in `WORK_COST` its budget of
-   submitted runs (RATE_LIMITED with `retryAfter` when spent).
+   submitted runs (RATE_LIMITED with `retryAfter` when spent). An optimization's trials
+   are charged by `charge_work` once its trial count is known: the context hands it to
+   its scoped services (`Services.charge`), which call it before storing anything.
 
 Which rows a caller sees is not decided per resolver either: the context's services
 are scoped to the principal (`Services.scoped`), and every store query filters by that
@@ -44,7 +46,9 @@ WORK_COST: dict[str, Callable[[Mapping[str, Any]], int]] = {
     "promoteTrial": lambda args: 1,
 }
 """Root fields that submit work, and how many runs each call costs the token's run
-budget (an optimization adds its field here with the number of trials it asks for)."""
+budget (an optimization's trials go to its own budget through `charge_work`)."""
+WORK_KINDS = frozenset({"trials"})
+"""Budgets the service layer charges through `charge_work` (see `RateLimits`)."""
 RECHECK_S = 1.0
 """How often an open subscription re-checks that its token still works."""
 
@@ -76,7 +80,7 @@ async def _spend(context: Any, kind: str, token_id: str, limit: int, cost: int =
     window = context.rate_limits.window_s
     decision = await context.limiter.hit(kind, token_id, limit=limit, window_s=window, cost=cost)
     if not decision.allowed:
-        what = "requests" if kind == "requests" else "submitted runs"
+        what = {"requests": "requests", "trials": "optimization trials"}.get(kind, "submitted runs")
         error = RateLimitedError(
             f"rate limit: at most {limit} {what} per {window:g} s for this token; "
             "retry after the time in extensions.retryAfter",
@@ -99,6 +103,18 @@ async def charge(context: Any, field: str, args: Mapping[str, Any]) -> None:
     cost_of = WORK_COST.get(field)
     if cost_of is not None and (cost := int(cost_of(args))) > 0:
         await _spend(context, "runs", principal.token_id, limits.runs, cost)
+
+
+async def charge_work(context: Any, kind: str, cost: int) -> None:
+    """Count `cost` units of work of `kind` (one of `WORK_KINDS`) against the caller's
+    token budget; RATE_LIMITED when it would exceed it (the local user has none)."""
+    if kind not in WORK_KINDS:
+        raise ValueError(f"unknown work budget {kind!r}")
+    principal = getattr(context, "principal", None)
+    if getattr(context, "limiter", None) is None or principal is None or principal.token_id is None:
+        return
+    if (cost := int(cost)) > 0:
+        await _spend(context, kind, principal.token_id, getattr(context.rate_limits, kind), cost)
 
 
 async def authorize(context: Any, *, operation: str, field: str, args: Mapping[str, Any]) -> bool:

@@ -35,7 +35,9 @@ class RateLimits:
     requests: int = 600
     """GraphQL operations (each root field of an HTTP request counts once per request)."""
     runs: int = 60
-    """Runs submitted (an optimization counts its trials)."""
+    """Runs submitted (starting an optimization counts as one)."""
+    trials: int = 1_000_000
+    """Optimization trials submitted (an optimization costs its trial count)."""
     window_s: float = 60.0
 
 

@@ -99,9 +99,12 @@ class OptimizationService:
                 "bars": len(bars)}
 
     async def start(self, spec: dict[str, Any]) -> OptimizationRow:
-        """Validate, store a QUEUED optimization and enqueue its coordinator."""
+        """Validate, charge its trials to the caller's budget (`Services.charge`), store a
+        QUEUED optimization and enqueue its coordinator. A refused charge stores nothing."""
         dataset = await get_dataset(self.s.db, int(spec["dataset_id"]), scope=self.s.scope)
         cls, clean, opt = await self._prepare(spec)
+        if self.s.charge is not None:
+            await self.s.charge("trials", int(opt.total))
         code_hash = await self._code_hash(cls)
         row = await opt_store.create_optimization(
             self.s.db, owner_id=self.s.scope.owner_id, strategy=cls.name, dataset_id=dataset.id,

@@ -13,7 +13,7 @@ import contextlib
 import copy
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,6 +107,9 @@ class Services(StrategyServices):
         self.limits = limits or ServiceLimits()
         self.scope: Scope = SYSTEM
         """Whose runs and datasets this facade reads and writes (`scoped`)."""
+        self.charge: Callable[[str, int], Awaitable[None]] | None = None
+        """Counts submitted work against the caller's budget (`charge(kind, cost)`, e.g.
+        "trials"; raises RateLimitedError); None = unlimited (workers, CLI, tests)."""
         self.strategy_paths = tuple(Path(p) for p in strategy_paths)
         self._sync_lock = asyncio.Lock()
         self._follower_reads: dict[tuple[str, Scope], tuple[float, asyncio.Future[RunRow]]] = {}
@@ -123,11 +126,15 @@ class Services(StrategyServices):
         )
         """Dataset import, listing, preview, download and deletion (`workers.dataset_service`)."""
 
-    def scoped(self, scope: Scope) -> Services:
+    def scoped(
+        self, scope: Scope, *, charge: Callable[[str, int], Awaitable[None]] | None = None
+    ) -> Services:
         """This facade acting for `scope`: every read is filtered to the rows it sees,
-        every write checked and owned by it (the queue, bus, caches and locks are shared)."""
+        every write checked and owned by it (the queue, bus, caches and locks are shared);
+        `charge` counts the work it submits against the caller's budget."""
         clone = copy.copy(self)
         clone.scope = scope
+        clone.charge = charge
         clone.analytics = self.analytics.scoped(scope)
         clone.datasets = self.datasets.scoped(scope)
         return clone

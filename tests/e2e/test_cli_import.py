@@ -52,6 +52,7 @@ def test_import_a_good_file_twice_then_a_bad_one(tmp_path: Path) -> None:
     assert report["duplicate"] is True and report["dataset"]["symbol"] == "SPY"
     assert report["dataset"]["timeframe"] == "1d" and 0 <= report["quality"]["score"] <= 100
     assert [w["code"] for w in report["warnings"]] == ["UNSORTED"]
+    assert report["dataset"]["owner_id"] is None and report["dataset"]["shared"] is False
 
     refused = backtester("import", str(bad), data_dir=var)
     assert refused.returncode == 2
@@ -64,3 +65,27 @@ def test_import_a_good_file_twice_then_a_bad_one(tmp_path: Path) -> None:
     assert wrong.returncode == 2 and wrong.stderr.startswith(
         "error: timeframe: '1h' does not match"
     )
+
+
+def test_import_for_an_owner_and_shared(tmp_path: Path) -> None:
+    good, var = tmp_path / "SPY_daily.csv", tmp_path / "var"
+    good.write_bytes(GOOD)
+    usage = backtester("import", "--help", data_dir=var)
+    assert usage.returncode == 0 and "--owner" in usage.stdout and "--shared" in usage.stdout
+    assert "admins only" in " ".join(usage.stdout.split())
+
+    unknown = backtester("import", str(good), "--owner", "nobody", data_dir=var)
+    assert unknown.returncode == 2 and unknown.stdout == ""
+    assert unknown.stderr.startswith("error: no user named 'nobody'"), unknown.stderr
+    assert "backtester user add nobody" in unknown.stderr and "Traceback" not in unknown.stderr
+
+    assert backtester("user", "add", "alice", data_dir=var).returncode == 0
+    mine = backtester("import", str(good), "--owner", "alice", "--json", data_dir=var)
+    assert mine.returncode == 0, mine.stderr
+    dataset = json.loads(mine.stdout)["dataset"]
+    assert dataset["owner_id"] is not None and dataset["shared"] is False
+
+    shared = backtester("import", str(good), "--owner", "alice", "--shared", data_dir=var)
+    assert shared.returncode == 0, shared.stderr
+    assert f"dataset {dataset['id']} already holds these bars" in shared.stdout
+    assert "owned by alice, shared with the team" in shared.stdout

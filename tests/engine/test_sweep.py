@@ -87,6 +87,25 @@ def test_ema_sweep_grouping_does_not_change_results(bars, monkeypatch) -> None: 
         np.testing.assert_array_equal(whole[k], grouped[k])
 
 
+
+def test_ema_sweep_tiles_a_shuffled_grid_without_changing_results(bars, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    grid_f, grid_s = np.meshgrid(np.arange(2, 9), np.array([3, 5, 20, 25, 30, 40]))
+    perm = np.random.default_rng(5).permutation(grid_f.size)
+    fast, slow = grid_f.ravel()[perm], grid_s.ravel()[perm]  # 3 and 5 are fast and slow
+    long_only = np.arange(fast.size) % 3 == 0
+    whole = sweep_ema_crossover(bars, fast, slow, long_only)
+    for n_emas in (2, 3, 5, 8):
+        tiles = sweep_mod._tiles(fast, slow, n_emas)
+        assert np.array_equal(np.sort(np.concatenate(tiles)), np.arange(fast.size))
+        assert all(np.union1d(fast[t], slow[t]).size <= n_emas for t in tiles)
+        monkeypatch.setattr(sweep_mod, "_EMA_BYTES", n_emas * 8 * len(bars))
+        grouped = sweep_ema_crossover(bars, fast, slow, long_only)
+        for k in METRIC_KEYS:
+            np.testing.assert_array_equal(whole[k], grouped[k])
+    assert len(sweep_mod._tiles(fast, slow, 32)) == 1
+    assert len(sweep_mod._tiles(np.repeat(np.arange(20), 20), np.tile(np.arange(20), 20) + 50,
+                                32)) == 2  # 20 x 20: two tiles of 10 fast x 20 slow
+
 def test_empty_and_bad_inputs(bars) -> None:  # type: ignore[no-untyped-def]
     empty = sweep_ema_crossover(bars, [], [])
     assert all(v.shape == (0,) for v in empty.values())

@@ -130,3 +130,26 @@ async def test_other_users_optimizations_are_not_found(db_url: str, tmp_path: Pa
         listed = await team.data("bob", "{ optimizations { totalCount } }")
         assert listed["optimizations"]["totalCount"] == 0
         assert (await team.data("root", GET, {"id": opt["id"]}))["optimization"]["id"] == opt["id"]
+
+
+async def test_trials_have_a_per_token_budget(db_url: str, tmp_path: Path) -> None:
+    async for team in team_app(db_url, tmp_path / "var", rate_limit_trials=10,
+                               rate_limit_window_seconds=3600.0):
+        samples = (await team.data("alice", "{ datasets { nodes { id timeframe } } }"))
+        daily = next(d["id"] for d in samples["datasets"]["nodes"] if d["timeframe"] == "1d")
+        big = {"strategy": "ema_crossover", "datasetId": daily,
+               "space": {"fast": "4:20:2", "slow": "20:60:5", "long_only": False}}  # 81 trials
+        body = await team.post("alice", START, {"input": big})
+        error = body["errors"][0]
+        assert error["extensions"]["code"] == "RATE_LIMITED", body
+        assert error["extensions"]["retryAfter"] >= 1 and error["extensions"]["limit"] == 10
+        assert "optimization trials" in error["message"]
+        count = "{ optimizations { totalCount } }"
+        assert (await team.data("root", count))["optimizations"]["totalCount"] == 0  # nothing stored
+
+        small = {**big, "space": GRID}  # 9 trials fit the budget of 10
+        opt = (await team.data("alice", START, {"input": small}))["startOptimization"]
+        assert opt["total"] == 9
+        assert await team.code("alice", START, {"input": small}) == "RATE_LIMITED"  # 18 > 10
+        assert (await team.data("bob", START, {"input": small}))["startOptimization"]["total"] == 9
+        assert (await team.data("root", count))["optimizations"]["totalCount"] == 2

@@ -45,3 +45,15 @@ async def test_costs_count_in_full_or_not_at_all(limiter: RateLimiter) -> None:
     assert not big.allowed and big.count == 7
     assert (await limiter.hit("runs", subject, limit=10, window_s=60, cost=3)).count == 10
     await limiter.close()
+
+
+async def test_trials_are_a_budget_of_their_own(limiter: RateLimiter) -> None:
+    from workers.limits import RateLimits
+
+    subject, trials = uuid.uuid4().hex, RateLimits().trials
+    assert trials >= 10_000  # the default fits a 10,000-trial grid
+    assert (await limiter.hit("runs", subject, limit=1, window_s=60)).allowed
+    grid = await limiter.hit("trials", subject, limit=trials, window_s=60, cost=10_000)
+    assert grid.allowed and grid.count == 10_000
+    over = await limiter.hit("trials", subject, limit=trials, window_s=60, cost=trials)
+    assert not over.allowed and over.count == 10_000 and over.retry_after > 0
