@@ -1,6 +1,6 @@
 """Run every benchmark in this folder, one after another, and print their tables.
 
-Usage: .venv/bin/python bench/all.py [name ...]   (names: engine ingest analytics optim load)
+Usage: .venv/bin/python bench/all.py [name ...]   (names: engine ingest dataset analytics optim load)
 Each benchmark runs in its own fresh process so none inherits another's warm caches.
 """
 
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ("engine", "ingest", "analytics", "optim", "load")
+BENCHES = ("engine", "ingest", "dataset", "analytics", "optim", "load")
 
 
 def main(argv: list[str]) -> int:
