@@ -19,11 +19,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
 from engine.bars import Bars
 from store.blobs import BlobStore
-from store.datasets import BARS_CACHE, bars_to_parquet, content_hash, get_dataset
+from store.datasets import (
+    BARS_CACHE,
+    bars_to_parquet,
+    content_hash,
+    find_by_content,
+    get_dataset,
+    insert_dataset,
+    parquet_key,
+)
 from store.db import Database
 from store.errors import NotFoundError
 from store.models import DatasetRow, utcnow
@@ -48,25 +55,9 @@ class SavedDataset:
     created: bool
 
 
-def parquet_key(digest: str) -> str:
-    """Blob key of a dataset's bars (the same rule as `store.datasets.save_dataset`)."""
-    return f"datasets/{digest}.parquet"
-
-
 def original_key(raw_hash: str) -> str:
     """Blob key of an original upload: the sha256 of its bytes."""
     return f"originals/{raw_hash}"
-
-
-async def find_by_content(db: Database, digest: str, owner_id: int | None = None) -> DatasetRow | None:
-    """`owner_id`'s dataset of these bars (each owner has its own row of the same bars)."""
-    owner = DatasetRow.owner_id.is_(None) if owner_id is None else DatasetRow.owner_id == owner_id
-    async with db.session() as s:
-        found = await s.execute(
-            select(DatasetRow).where(DatasetRow.content_hash == digest, owner)
-            .order_by(DatasetRow.id).limit(1)
-        )
-        return found.scalar_one_or_none()
 
 
 async def _ensure_blob(blobs: BlobStore, key: str, data: bytes) -> None:
@@ -126,14 +117,9 @@ async def save_upload(
         created_at=utcnow(),
         owner_id=owner_id,
     )
-    try:
-        async with db.session() as s:
-            s.add(row)
-    except IntegrityError:  # the same bars saved concurrently: theirs wins
-        existing = await find_by_content(db, digest, owner_id)
-        if existing is None:
-            raise
-        return SavedDataset(existing, created=False)
+    row, created = await insert_dataset(db, row)
+    if not created:  # the same bars saved concurrently: theirs wins
+        return SavedDataset(row, created=False)
     # A dataset with these very bytes deleted while this upload ran may have removed
     # the shared blobs after they were written above: put back what is missing.
     await _ensure_blob(blobs, key, parquet)

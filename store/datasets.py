@@ -153,11 +153,26 @@ class BarsCache:
 BARS_CACHE = BarsCache()
 
 
-def _blob_key(digest: str) -> str:
+def parquet_key(digest: str) -> str:
+    """Blob key of a dataset's bars: its content hash."""
     return f"datasets/{digest}.parquet"
 
 
-async def _by_hash(db: Database, digest: str, owner_id: int | None = None) -> DatasetRow | None:
+async def insert_dataset(db: Database, row: DatasetRow) -> tuple[DatasetRow, bool]:
+    """Insert `row` in one transaction: (row, True), or (the row that won, False) when the
+    same owner's same bars were saved concurrently (unique owner + content hash)."""
+    try:
+        async with db.session() as s:
+            s.add(row)
+    except IntegrityError:
+        existing = await find_by_content(db, row.content_hash, row.owner_id)
+        if existing is None:
+            raise
+        return existing, False
+    return row, True
+
+
+async def find_by_content(db: Database, digest: str, owner_id: int | None = None) -> DatasetRow | None:
     """The dataset of these bars that `owner_id` owns (each owner has its own row)."""
     owner = DatasetRow.owner_id.is_(None) if owner_id is None else DatasetRow.owner_id == owner_id
     async with db.session() as s:
@@ -188,11 +203,11 @@ async def save_dataset(
     """Store `bars` (Parquet, keyed by content hash) and a row; the same bars twice give one
     row (per owner: `owner_id` None = the system / embedded local user)."""
     digest = await asyncio.to_thread(content_hash, bars)
-    existing = await _by_hash(db, digest, owner_id)
+    existing = await find_by_content(db, digest, owner_id)
     if existing is not None:
         return existing
     data = await asyncio.to_thread(bars_to_parquet, bars)
-    key = _blob_key(digest)
+    key = parquet_key(digest)
     await blobs.put(key, data)
     original_key = None
     if original is not None:
@@ -219,15 +234,9 @@ async def save_dataset(
         owner_id=owner_id,
         shared=shared,
     )
-    try:
-        async with db.session() as s:
-            s.add(row)
-    except IntegrityError:  # the same bars saved concurrently: theirs wins
-        existing = await _by_hash(db, digest, owner_id)
-        if existing is None:
-            raise
-        return existing
-    BARS_CACHE.put(digest, bars)
+    row, created = await insert_dataset(db, row)
+    if created:
+        BARS_CACHE.put(digest, bars)
     return row
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 
+from engine.backtest import Trade
 from engine.bars import Bars
 from store.blobs import DatabaseBlobStore, FileBlobStore
 from store.datasets import BARS_CACHE
@@ -28,29 +28,12 @@ def make_bars(n: int = 500, seed: int = 1, tz: str = "Asia/Kolkata") -> Bars:
     return Bars.from_arrays(ts, open_, high, low, close, rng.uniform(1, 100, n), tz=tz)
 
 
-@dataclass
-class FakeTrade:
-    entry_time: int
-    exit_time: int
-    entry_idx: int
-    exit_idx: int
-    side: int
-    qty: float
-    entry_price: float
-    exit_price: float
-    pnl: float
-    commission: float
-    exit_reason: str
-    is_open: bool
-    bars_held: int = 0
-
-
 def fake_result(n_bars: int = 300, n_trades: int = 5, sharpe: float | None = 1.5) -> Any:
     """An object shaped like engine.backtest.BacktestResult."""
     ts = np.int64(1_700_000_000_000_000_000) + np.arange(n_bars, dtype=np.int64) * 60_000_000_000
     equity = 100_000 + np.cumsum(np.sin(np.arange(n_bars) / 7.0))
     trades = [
-        FakeTrade(
+        Trade(
             entry_time=int(ts[i * 10]),
             exit_time=int(ts[i * 10 + 5]),
             entry_idx=i * 10,
