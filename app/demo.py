@@ -46,7 +46,7 @@ def pick_dataset(rows: list[Any]) -> Any:
     if not rows:
         raise LookupError("no datasets: the sample files in data/ are missing")
     for row in rows:
-        if row.timeframe == "1m":
+        if row.timeframe == "1min":
             return row
     return rows[0]
 

@@ -290,9 +290,11 @@ def all_charts(
     return {k: chart(analysis, k, points=points, rolled=rolled) for k in CHART_KINDS}
 
 
-def comparison_chart(comparison: Comparison, *, kind: str = "equity") -> dict[str, Any]:
-    """Figure of a run comparison: "equity" (rebased to 100) or "correlation" (heatmap)."""
-    d = comparison.to_dict()
+def comparison_chart(comparison: Comparison, *, kind: str = "equity",
+                     points: int | None = DEFAULT_POINTS) -> dict[str, Any]:
+    """Figure of a run comparison: "equity" (rebased to 100, each curve downsampled to
+    `points`; None keeps every point) or "correlation" (heatmap)."""
+    d = comparison.to_dict(points)
     labels = [r["label"] for r in d["runs"]]
     if kind == "correlation":
         z = d["correlation"] or []

@@ -24,6 +24,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine.bars import Bars, read_csv_simple
+from engine.calendar import infer_timeframe
 from engine.ingest.quality import quality_report
 from store.blobs import BlobStore
 from store.db import Database
@@ -86,21 +87,6 @@ def bars_from_parquet(data: bytes) -> Bars:
     # Saved bars were validated when saved; only the OHLC consistency check is relaxed,
     # so data that was accepted with check_ohlc=False loads again.
     return Bars.from_arrays(**cols, tz=tz, check_ohlc=False)
-
-
-def infer_timeframe(ts: np.ndarray) -> str:
-    """'1m', '5m', '1h', '1d', ... from the most common bar spacing."""
-    if len(ts) < 2:
-        return "unknown"
-    diffs = np.diff(ts) // 1_000_000_000
-    values, counts = np.unique(diffs[diffs > 0], return_counts=True)
-    if values.size == 0:
-        return "unknown"
-    s = int(values[np.argmax(counts)])
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        if s % size == 0:
-            return f"{s // size}{unit}"
-    return f"{s}s"
 
 
 class BarsCache:
@@ -360,7 +346,7 @@ SAMPLES: tuple[dict[str, str], ...] = (
     {
         "file": "nifty_1min_sample.csv.gz",
         "name": "NIFTY synthetic 1-minute sample",
-        "timeframe": "1m",
+        "timeframe": "1min",
     },
     {
         "file": "nifty_daily_sample.csv.gz",

@@ -283,7 +283,7 @@ class RunAnalytics:
         def work() -> dict[str, Any]:
             cmp = compare_runs(runs)
             out = cmp.to_dict(points)
-            out["chart"] = comparison_chart(cmp, kind="equity")
+            out["chart"] = comparison_chart(cmp, kind="equity", points=points)
             out["correlation_chart"] = (
                 comparison_chart(cmp, kind="correlation") if cmp.correlation is not None else None
             )

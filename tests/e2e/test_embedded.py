@@ -66,7 +66,7 @@ async def client(server: Server) -> AsyncIterator[httpx.AsyncClient]:
 
 async def submit(client: httpx.AsyncClient) -> str:
     datasets = (await gql(client, "{ datasets { nodes { id timeframe } } }"))["datasets"]["nodes"]
-    dataset = next(d["id"] for d in datasets if d["timeframe"] == "1m")
+    dataset = next(d["id"] for d in datasets if d["timeframe"] == "1min")
     run = (await gql(client, SUBMIT, {"input": {
         "strategy": "ema_crossover", "datasetId": dataset, "params": {"fast": 12, "slow": 40}
     }}))["submitBacktest"]

@@ -67,7 +67,7 @@ async def test_api_queue_worker_and_bus_over_real_services(team: tuple[Server, P
         health = (await client.get("/health")).json()
         assert health["mode"] == "team" and health["redis"] == "ok" and health["database"] == "ok"
         datasets = (await post(client, "{ datasets { nodes { id timeframe } } }"))["datasets"]["nodes"]
-        dataset = next(d["id"] for d in datasets if d["timeframe"] == "1m")
+        dataset = next(d["id"] for d in datasets if d["timeframe"] == "1min")
         run_id = (await post(client, SUBMIT, {"input": {
             "strategy": "ema_crossover", "datasetId": dataset
         }}))["submitBacktest"]["id"]
@@ -140,7 +140,7 @@ async def test_a_run_survives_its_worker_dying_as_seen_through_the_api(
         doomed.start()
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
             datasets = (await post(client, "{ datasets { nodes { id timeframe } } }"))["datasets"]["nodes"]
-            dataset = next(d["id"] for d in datasets if d["timeframe"] == "1m")
+            dataset = next(d["id"] for d in datasets if d["timeframe"] == "1min")
             run_id = (await post(client, SUBMIT, {"input": {
                 "strategy": "ema_crossover", "datasetId": dataset
             }}))["submitBacktest"]["id"]

@@ -242,7 +242,7 @@ async def test_metrics_show_a_run_and_the_requests(team: tuple[Server, dict[str,
     server, tokens = team
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         samples = await post(client, tokens["bob"], "{ datasets { nodes { id timeframe } } }")
-        dataset = next(d["id"] for d in samples["data"]["datasets"]["nodes"] if d["timeframe"] == "1m")
+        dataset = next(d["id"] for d in samples["data"]["datasets"]["nodes"] if d["timeframe"] == "1min")
         run_id = (await post(client, tokens["bob"], SUBMIT, {"input": {
             "strategy": "ema_crossover", "datasetId": dataset}}))["data"]["submitBacktest"]["id"]
         seen: list[float] = []

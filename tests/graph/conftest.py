@@ -107,6 +107,6 @@ async def sqlite_api(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Api]:
         yield a
 
 
-async def sample_id(api: Api, timeframe: str = "1m") -> str:
+async def sample_id(api: Api, timeframe: str = "1min") -> str:
     data = await api.data("{ datasets { nodes { id timeframe } } }")
     return next(d["id"] for d in data["datasets"]["nodes"] if d["timeframe"] == timeframe)

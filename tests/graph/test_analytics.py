@@ -53,7 +53,7 @@ def trace_lengths(fig: dict[str, Any]) -> list[int]:
 
 
 async def test_analysis_charts_rolling_and_report(api: Api) -> None:
-    run = await backtest(api, "ema_crossover", await sample_id(api, "1m"), {"fast": 5, "slow": 20})
+    run = await backtest(api, "ema_crossover", await sample_id(api, "1min"), {"fast": 5, "slow": 20})
     a = (await api.data(ANALYSIS, {"id": run["id"]}))["run"]["analysis"]
     m = run["metrics"]
     assert math.isclose(a["basic"]["sharpe"], m["sharpe"], rel_tol=1e-12)
@@ -121,7 +121,7 @@ async def test_analysis_charts_rolling_and_report(api: Api) -> None:
 
 
 async def test_compare_runs_and_summary(api: Api) -> None:
-    intraday, daily = await sample_id(api, "1m"), await sample_id(api, "1d")
+    intraday, daily = await sample_id(api, "1min"), await sample_id(api, "1d")
     later = await save_dataset(api.stack.db, api.stack.blobs,
                                synthetic_daily(1, seed=5, start="2025-01-06"),
                                name="synthetic 2025", symbol="SYN")

@@ -43,7 +43,7 @@ async def test_who_may_call_what(team: Team) -> None:
     assert me == {"name": "bob", "admin": False, "scopes": ["read"],
                   "tokenId": team.token_ids["reader"], "local": False}
     nodes = (await team.data("reader", "{ datasets { nodes { id timeframe } } }"))["datasets"]["nodes"]
-    dataset = next(d["id"] for d in nodes if d["timeframe"] == "1m")  # a shared sample
+    dataset = next(d["id"] for d in nodes if d["timeframe"] == "1min")  # a shared sample
     variables = {"input": {"strategy": "ema_crossover", "datasetId": dataset}}
     assert await team.code("reader", SUBMIT, variables) == "FORBIDDEN"  # read scope only
     for who in ("reader", "bob"):

@@ -36,7 +36,7 @@ async def wait_status(api: Api, run_id: str, wanted: set[str], timeout: float = 
 
 
 async def test_run_backtest_returns_the_whole_result(api: Api) -> None:
-    dataset = await sample_id(api, "1m")
+    dataset = await sample_id(api, "1min")
     run = (await api.data(RUN, {"input": {
         "strategy": "ema_crossover", "datasetId": dataset, "params": {"fast": 8},
         "options": {"commission_pct": 0.01},
@@ -45,7 +45,7 @@ async def test_run_backtest_returns_the_whole_result(api: Api) -> None:
     assert run["progress"] == 1.0 and run["attempt"] == 1
     assert run["params"] == {"fast": 8, "slow": 30, "long_only": False}
     assert run["options"]["commission_pct"] == 0.01
-    assert run["dataset"] == {"id": dataset, "timeframe": "1m"}
+    assert run["dataset"] == {"id": dataset, "timeframe": "1min"}
     assert run["createdAt"] <= run["startedAt"] <= run["finishedAt"] and run["durationMs"] >= 0
     summary = run["summary"]
     assert summary["nTrades"] > 10 and summary["nTrades"] == run["metrics"]["n_trades"]

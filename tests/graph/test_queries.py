@@ -22,8 +22,8 @@ async def test_datasets_and_strategies(api: Api) -> None:
         }"""
     )
     by_tf = {d["timeframe"]: d for d in data["datasets"]["nodes"]}
-    assert set(by_tf) == {"1m", "1d"}
-    intraday = by_tf["1m"]
+    assert set(by_tf) == {"1min", "1d"}
+    intraday = by_tf["1min"]
     assert intraday["rows"] > 10_000 and intraday["timezone"] == "Asia/Kolkata"
     start = datetime.fromisoformat(intraday["start"])
     assert start.utcoffset() is not None and intraday["start"] < intraday["end"]
@@ -57,7 +57,7 @@ async def test_lookups_of_missing_things(api: Api) -> None:
 
 
 async def test_runs_filters_sorting_and_pages(api: Api) -> None:
-    intraday = await sample_id(api, "1m")
+    intraday = await sample_id(api, "1min")
     daily = await sample_id(api, "1d")
     made = []
     for strategy, dataset, params in [

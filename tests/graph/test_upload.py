@@ -211,7 +211,7 @@ async def test_filters_pages_and_stats(api: Api) -> None:
     )["datasetStats"]
     assert stats["count"] == await count(api) and stats["scored"] >= 2
     by_tf = {g["timeframe"]: g for g in stats["byTimeframe"]}
-    assert "1m" not in by_tf and by_tf["1min"]["count"] >= 3  # samples' `1m` counted as `1min`
+    assert "1m" not in by_tf and by_tf["1min"]["count"] >= 3  # legacy `1m` rows counted as `1min`
     assert stats["totalRows"] == sum(g["rows"] for g in stats["byTimeframe"])
     assert 0 < stats["averageQualityScore"] <= 100
 

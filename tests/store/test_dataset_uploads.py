@@ -78,8 +78,8 @@ async def test_filters_and_stats(db: Database, blobs: BlobStore) -> None:
     await _upload(db, blobs, seed=1, score=95)
     await _upload(db, blobs, seed=2, score=40, timeframe="1d")
     await ds.save_dataset(
-        db, blobs, make_bars(seed=3), name="legacy", symbol="OLD"
-    )  # "1m", unscored
+        db, blobs, make_bars(seed=3), name="legacy", symbol="OLD", timeframe="1m"
+    )  # the older spelling, unscored
     good = await ds.list_datasets(db, min_score=50, count=True)
     assert [r.quality_score for r in good] == [95] and good.total == 1
     minutes = await ds.list_datasets(db, timeframe=["1min", "1m"], count=True)

@@ -28,7 +28,7 @@ async def test_save_and_load_roundtrip(db: Database, blobs: BlobStore) -> None:
         db, blobs, bars, name="one", symbol="TEST", exchange="NSE", source_name="one.csv",
         original=b"raw,csv", quality={"gaps": 0},
     )
-    assert row.id and row.rows == len(bars) and row.timeframe == "1m"
+    assert row.id and row.rows == len(bars) and row.timeframe == "1min"
     assert row.timezone == "Asia/Kolkata" and row.quality == {"gaps": 0}
     assert row.start_ts == int(bars.ts[0]) and row.end_ts == int(bars.ts[-1])
     assert await blobs.get(row.original_key) == b"raw,csv"
@@ -116,7 +116,7 @@ async def test_ensure_sample_datasets_is_idempotent(db: Database, blobs: BlobSto
     again = await ds.ensure_sample_datasets(db, blobs, directory=tmp_path)
     assert [r.id for r in first] == [r.id for r in again] and len(first) == 2
     assert {r.symbol for r in first} == {"NIFTY-SYNTH"}
-    assert [r.timeframe for r in first] == ["1m", "1d"]
+    assert [r.timeframe for r in first] == ["1min", "1d"]
     assert len(await ds.list_datasets(db)) == 2
     bars = await ds.load_bars(db, blobs, first[0].id)
     assert len(bars) == 300 and bars.tz == "Asia/Kolkata"
@@ -133,9 +133,10 @@ async def test_shipped_samples_load(db: Database, blobs: BlobStore) -> None:
     assert len(rows) == 2 and all(r.rows > 0 for r in rows)
 
 
-def test_infer_timeframe() -> None:
+def test_saved_datasets_use_the_ingest_timeframe_labels() -> None:
     minute = 60_000_000_000
-    assert ds.infer_timeframe(np.arange(10, dtype=np.int64) * minute * 5) == "5m"
+    assert ds.infer_timeframe(np.arange(10, dtype=np.int64) * minute * 5) == "5min"
     assert ds.infer_timeframe(np.arange(10, dtype=np.int64) * minute * 60) == "1h"
     assert ds.infer_timeframe(np.arange(10, dtype=np.int64) * minute * 1440) == "1d"
-    assert ds.infer_timeframe(np.array([0], dtype=np.int64)) == "unknown"
+    assert ds.infer_timeframe(np.array([0], dtype=np.int64)) == "irregular"
+    assert {s["timeframe"] for s in ds.SAMPLES} == {"1min", "1d"}

@@ -142,3 +142,13 @@ def test_comparison_figures_are_valid(big_analysis: Analysis) -> None:
         go.Figure(fig)
     with pytest.raises(EngineInputError):
         comparison_chart(cmp, kind="pie")
+
+
+def test_comparison_chart_honours_points(big_analysis: Analysis) -> None:
+    s = big_analysis.series
+    cmp = compare_runs([CompareRun("a", s.ts, s.equity, {}, "A"),
+                        CompareRun("b", s.ts, s.benchmark_equity, {}, "B")])  # type: ignore[arg-type]
+    small = comparison_chart(cmp, kind="equity", points=200)
+    assert all(0 < len(trace["y"]) <= 200 for trace in small["data"])
+    full = comparison_chart(cmp, kind="equity", points=None)
+    assert all(len(trace["y"]) == len(s.ts) for trace in full["data"])
