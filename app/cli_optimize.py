@@ -46,6 +46,33 @@ def _progress(done: int, total: int, started: float, best: float | None) -> None
                f"{rate:,.0f} trials/s best {best_s}", err=True, nl=False)
 
 
+def _walk_forward(text: str) -> dict[str, Any]:
+    """`train=6M,test=1M[,step=1M][,gap=0][,anchored]` as the service's walk_forward spec."""
+    out: dict[str, Any] = {"anchored": False}
+    for item in (i.strip() for i in text.split(",") if i.strip()):
+        key, sep, value = item.partition("=")
+        key = key.strip().lower()
+        if not sep and key == "anchored":
+            out["anchored"] = True
+        elif sep and key in ("train", "test", "step", "gap") and value.strip():
+            out[key] = value.strip()
+        elif sep and key == "anchored":
+            out["anchored"] = value.strip().lower() in ("1", "true", "yes")
+        else:
+            _fail(f"--walk-forward {item!r}: expected train=LEN,test=LEN[,step=LEN][,gap=LEN]"
+                  "[,anchored] with LEN a bar count or a duration like 6M, 30D, 1Y")
+    return out
+
+
+def _flag(field: str) -> str:
+    """A service field (`validation.walkForward.train`) as the CLI spells it."""
+    for name, flag in (("validation.walkForward", "--walk-forward"),
+                       ("validation.holdout", "--holdout")):
+        if field.startswith(name):
+            return flag + field[len(name):].replace(".", " ", 1)
+    return field
+
+
 @main.command("optimize")
 @click.option("--data", "data", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="OHLCV CSV file.")
@@ -60,26 +87,42 @@ def _progress(done: int, total: int, started: float, best: float | None) -> None
 @click.option("--constraint", "constraints", multiple=True, help="Rule like 'fast < slow'.")
 @click.option("--tz", default="UTC", show_default=True, help="Exchange timezone of the data.")
 @click.option("--top", type=int, default=10, show_default=True, help="Best trials to print.")
+@click.option("--holdout", type=float, default=None,
+              help="Hold out this share of the bars at the end (e.g. 0.3): search the rest, "
+              "report the best trials' out-of-sample metrics too.")
+@click.option("--walk-forward", "walk_forward", default=None,
+              help="Walk-forward analysis: train=6M,test=1M[,step=1M][,gap=0][,anchored]; "
+              "lengths are bar counts or durations (D, W, M, Y, h, min).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def optimize_command(data: Path, strategy: str, grid: tuple[str, ...], method: str,
                      trials: int | None, seed: int, objectives: tuple[str, ...],
-                     constraints: tuple[str, ...], tz: str, top: int, as_json: bool) -> None:
+                     constraints: tuple[str, ...], tz: str, top: int, holdout: float | None,
+                     walk_forward: str | None, as_json: bool) -> None:
     """Search a strategy's parameters over a CSV file and print the best trials."""
     from engine.bars import read_csv_simple
     from engine.errors import EngineError
     from engine.optim import OptimInputError, optimize
     from engine.options import EngineOptions
+    from store.errors import BadInputError
     from strategies.registry import get_strategy
     from workers.optimization_jobs import make_optimizer
+    from workers.optimization_plan import make_plan, resolve_validation
 
+    if holdout is not None and walk_forward is not None:
+        _fail("give --holdout or --walk-forward, not both")
+    raw = ({"holdout": {"fraction": holdout}} if holdout is not None
+           else {"walk_forward": _walk_forward(walk_forward)} if walk_forward is not None
+           else None)
+    spec = {"space": _grid(grid), "constraints": list(constraints), "method": method,
+            "objectives": list(objectives) or ["sharpe"], "seed": seed,
+            "budget": {"max_trials": trials}, "search_all": False}
     try:
         bars = read_csv_simple(str(data), tz=tz)
         cls = get_strategy(strategy)
-        opt = make_optimizer(cls, {
-            "space": _grid(grid), "constraints": list(constraints), "method": method,
-            "objectives": list(objectives) or ["sharpe"], "seed": seed,
-            "budget": {"max_trials": trials}, "search_all": False,
-        })
+        validation = resolve_validation(raw, bars)
+        plan = make_plan(lambda sp: make_optimizer(cls, sp), spec, validation, len(bars))
+    except BadInputError as exc:
+        _fail(f"{_flag(exc.field)}: {exc.message}")
     except OptimInputError as exc:
         _fail(f"{exc.field}: {exc}")
     except (EngineError, OSError) as exc:
@@ -89,24 +132,78 @@ def optimize_command(data: Path, strategy: str, grid: tuple[str, ...], method: s
 
     def on_batch(o: Any, _: Any) -> None:
         best = o.best()
-        _progress(len(o.trials), o.total, started, None if best is None else best.values[0])
+        _progress(plan.completed, plan.total, started, None if best is None else best.values[0])
 
     try:
-        result = optimize(opt, lambda ps: cls.sweep(bars, ps, options), on_batch=on_batch)
+        for part in plan.parts:
+            segment = bars.slice(part.search.start, part.search.stop)
+            optimize(part.opt, lambda ps, b=segment: cls.sweep(b, ps, options), on_batch=on_batch)
+        click.echo("", err=True)
+        if plan.walk_forward:
+            _print_walk_forward(plan, cls, bars, options, as_json)
+            return
+        opt = plan.parts[0].opt
+        ranked = opt.ranked(top)
+        if validation is not None:  # hold-out: the reported trials on the held-out bars
+            from engine.optim.walkforward import evaluate_out_of_sample
+
+            a, b = validation["out_of_sample"]
+            held = bars.slice(a, b)
+            evaluate_out_of_sample(ranked, lambda ps: cls.sweep(held, ps, options))
     except EngineError as exc:
         click.echo("", err=True)
         _fail(str(exc))
-    click.echo("", err=True)
-    ranked = opt.ranked(top)
+    result = opt.result()
     if as_json:
         out = result.to_dict(with_trials=False)
         out["top"] = [t.to_dict() for t in ranked]
         out["pareto"] = [t.to_dict() for t in result.pareto]
+        if validation is not None:
+            out["holdout"] = {k: validation[k] for k in ("holdout", "in_sample", "out_of_sample")}
         click.echo(json.dumps(out, default=str))
         return
     names = [o.metric for o in result.objectives]
     click.echo(f"{len(result.trials)} trials in {result.seconds:.2f} s ({result.stop_reason})")
+    if validation is not None:
+        a, b = validation["out_of_sample"]
+        click.echo(f"in sample: bars 0-{a}, out of sample: bars {a}-{b}")
     for t in ranked:
         vals = " ".join(f"{n}={v:.4g}" if v is not None else f"{n}=-"
                         for n, v in zip(names, t.values, strict=True))
-        click.echo(f"#{t.number:<5} {json.dumps(t.params)}  {vals}")
+        oos = ""
+        if t.oos_metrics is not None:
+            oos = "  | oos " + " ".join(_fmt(n, t.oos_metrics.get(n)) for n in names)
+        click.echo(f"#{t.number:<5} {json.dumps(t.params)}  {vals}{oos}")
+
+
+def _fmt(name: str, value: Any) -> str:
+    return f"{name}=-" if value is None else f"{name}={float(value):.4g}"
+
+
+def _print_walk_forward(plan: Any, cls: Any, bars: Any, options: Any, as_json: bool) -> None:
+    """Test each window's choice, then the windows table and the efficiency (or JSON)."""
+    from workers.optimization_results import walk_forward_outcome
+
+    wf = walk_forward_outcome(plan, cls, bars, options)
+    if as_json:
+        click.echo(json.dumps(wf, default=str))
+        return
+    metric = wf["return_metric"]
+    click.echo(f"{plan.completed} trials over {len(wf['windows'])} walk-forward windows")
+    click.echo(f"{'win':>3}  {'train':<23}  {'test':<23}  {'IS ' + metric:>12}  "
+               f"{'OOS ' + metric:>13}  {'eff':>6}  params")
+    for w in wf["windows"]:
+        ins, oos = (w["in_sample"] or {}).get(metric), (w["out_of_sample"] or {}).get(metric)
+        click.echo(f"{w['index']:>3}  {_days(w['train'])}  {_days(w['test'])}  "
+                   f"{_num(ins):>12}  {_num(oos):>13}  {_num(w['efficiency']):>6}  "
+                   f"{json.dumps(w['params'])}")
+    click.echo(f"walk-forward efficiency: {_num(wf['efficiency'])}  "
+               f"out-of-sample return: {_num(wf['oos_return_pct'])} %")
+
+
+def _days(span: dict[str, Any]) -> str:
+    return f"{span['start'][:10]}..{span['end'][:10]}"
+
+
+def _num(v: Any) -> str:
+    return "-" if v is None else f"{float(v):.3g}"

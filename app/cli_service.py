@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -97,28 +98,63 @@ async def _refuse_open_bind(settings: Settings) -> None:
 @click.option("--host", default=None, help="Interface to bind (BT_HOST, default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (BT_PORT, default 8000).")
 @click.option("--log-level", default=None, help="uvicorn log level (BT_LOG_LEVEL).")
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+    help="API processes sharing the port (team mode only: PostgreSQL + Redis).",
+)
+@click.option(
+    "--ws-compression/--no-ws-compression", default=True, show_default=True,
+    help="Offer websocket per-message deflate (costs CPU per subscriber and event).",
+)
 @one_line_errors
-def serve(host: str | None, port: int | None, log_level: str | None) -> None:
+def serve(host: str | None, port: int | None, log_level: str | None, workers: int,
+          ws_compression: bool) -> None:
     """Serve the GraphQL API (embedded by default: SQLite, in-process worker)."""
     import uvicorn
 
-    from app.asgi import create_app
-
     settings = load_settings(host=host, port=port, log_level=log_level)
+    if workers > 1 and settings.embedded:
+        raise CliError(
+            f"--workers {workers} needs the team deployment (DATABASE_URL + REDIS_URL): the "
+            "embedded queue, bus and SQLite writer live in one process"
+        )
     asyncio.run(_refuse_open_bind(settings))
     _configure_logging(settings.log_level, json_lines=settings.json_logs)
     click.echo(f"backtester: {settings.describe()}", err=True)
-    click.echo(f"GraphQL at http://{settings.host}:{settings.port}/graphql", err=True)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        lifespan="on",
-        server_header=False,
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level.lower(),
+        "lifespan": "on",
+        "server_header": False,
+        "ws_per_message_deflate": ws_compression,
         # JSON logs: uvicorn's loggers go through the root handler like everything else.
         **({"log_config": None} if settings.json_logs else {}),
-    )
+    }
+    if workers == 1:
+        from app.asgi import create_app
+
+        click.echo(f"GraphQL at http://{settings.host}:{settings.port}/graphql", err=True)
+        uvicorn.run(create_app(settings), **options)
+        return
+    asyncio.run(_prepare_once(settings))
+    # The worker processes are fresh interpreters: they read the settings from the
+    # environment, with this command's options, and leave migrations and samples alone.
+    os.environ.update({"BT_HOST": settings.host, "BT_PORT": str(settings.port),
+                       "BT_LOG_LEVEL": settings.log_level,
+                       "BT_AUTO_MIGRATE": "false", "BT_LOAD_SAMPLES": "false"})
+    click.echo(f"GraphQL at http://{settings.host}:{settings.port}/graphql "
+               f"({workers} processes)", err=True)
+    uvicorn.run("app.asgi:create_app_from_env", factory=True, workers=workers, **options)
+
+
+async def _prepare_once(settings: Settings) -> None:
+    """What each API process would do at start and only one should: migrations, sample
+    datasets, the strategy catalog sync (opening the stack once does all of them)."""
+    from app.stack import open_stack
+
+    async with open_stack(settings):
+        pass
 
 
 @main.command()
@@ -144,6 +180,8 @@ def worker(burst: bool) -> None:
         heartbeat_s=settings.heartbeat_seconds,
         reap_interval_s=settings.reap_interval_seconds,
         queued_grace_s=settings.queued_grace_seconds,
+        max_coordinators=settings.max_coordinators,
+        bus_prefix=settings.channel_prefix,
         burst=burst,
     )
 

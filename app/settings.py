@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     """`postgresql://...` or `sqlite:///...`; None = a SQLite file in `data_dir`."""
     redis_url: str | None = Field(None, validation_alias=_REDIS_ALIASES)
     """None = in-process queue and in-memory bus (embedded)."""
+    bus_prefix: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    """Prefix of this deployment's Redis pub/sub channels (`BT_BUS_PREFIX`): pub/sub is
+    shared by the whole Redis server, whatever its database number. None = "bt"."""
     data_dir: Path = Path("var")
     """Embedded SQLite file and dataset blobs (never the shipped `data/` samples folder)."""
     environment: Environment = Field("development", validation_alias=AliasChoices("BT_ENV"))
@@ -47,6 +50,9 @@ class Settings(BaseSettings):
     """How often each worker looks for orphaned (lease expired) and forgotten runs."""
     queued_grace_seconds: float = Field(30.0, ge=0, le=86400)
     """A run QUEUED this long is enqueued again, in case its enqueue was lost."""
+    max_coordinators: int = Field(16, ge=1, le=1000)
+    """Optimizations one worker process coordinates at once; coordinators run outside the
+    `worker_concurrency` job slots (they mostly wait for their batches)."""
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """CORS and websocket origins, comma separated (`*` = any)."""
     max_body_bytes: int = Field(1_048_576, ge=1024)
@@ -135,6 +141,12 @@ class Settings(BaseSettings):
                 "reach the embedded SQLite file; set DATABASE_URL to a PostgreSQL database"
             )
         return self
+
+    @property
+    def channel_prefix(self) -> str:
+        """The progress bus's channel prefix (`RedisBus(prefix=...)`), the same on every
+        server and worker of a deployment."""
+        return self.bus_prefix or "bt"
 
     @property
     def embedded(self) -> bool:

@@ -141,6 +141,7 @@ async def open_stack(settings: Settings, *, in_process: bool | None = None) -> A
                 concurrency=settings.worker_concurrency,
                 reap_interval_s=settings.reap_interval_seconds,
                 queued_grace_s=settings.queued_grace_seconds,
+                max_coordinators=settings.max_coordinators,
             )
         else:
             import redis.asyncio as aioredis
@@ -148,7 +149,7 @@ async def open_stack(settings: Settings, *, in_process: bool | None = None) -> A
             assert settings.redis_url is not None
             redis_client = aioredis.Redis.from_url(settings.redis_url)
             exits.push_async_callback(redis_client.aclose)
-            bus = RedisBus(settings.redis_url)
+            bus = RedisBus(settings.redis_url, prefix=settings.channel_prefix)
             exits.push_async_callback(bus.close)
             queue = ArqQueue(settings.redis_url)
         exits.push_async_callback(queue.close)

@@ -1,6 +1,7 @@
 """Run every benchmark in this folder, one after another, and print their tables.
 
-Usage: .venv/bin/python bench/all.py [name ...]   (names: engine ingest dataset analytics optim load)
+Usage: .venv/bin/python bench/all.py [name ...]   (names: engine ingest dataset analytics optim
+pbo load)
 Each benchmark runs in its own fresh process so none inherits another's warm caches.
 """
 
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ("engine", "ingest", "dataset", "analytics", "optim", "load")
+BENCHES = ("engine", "ingest", "dataset", "analytics", "optim", "pbo", "load")
 
 
 def main(argv: list[str]) -> int:

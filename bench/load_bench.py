@@ -7,7 +7,8 @@ PostgreSQL database, a `backtester serve` process (uvicorn) and `backtester work
 (arq) processes. All of them are stopped, and the database dropped, even on failure.
 
 Every request carries an API token of a user the bench creates (per-token rate limits
-lifted), as a team's clients do.
+lifted), as a team's clients do. `--api-workers N` starts `serve --workers N` (server CPU
+is then summed over its processes); `--no-ws-compression` turns websocket deflate off.
 
 1. small queries, `{ run(id) { status } }` and `{ strategies { name } }`: max throughput
    with `--concurrency` closed-loop clients (one keep-alive connection each), then p50/p99
@@ -297,10 +298,17 @@ class RawHttp:
 
 
 def cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its live children (`serve --workers N` runs the API
+    in N child processes)."""
     import psutil
 
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
+    total = 0.0
+    root = psutil.Process(pid)
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 Send = Callable[[], Awaitable[tuple[int, bytes]]]
@@ -314,6 +322,8 @@ class LoadResult:
     failures: int
     cpu_per_query: float
     """Server CPU seconds per query."""
+    client_cpu_per_query: float = 0.0
+    """The bench's own CPU seconds per query (it shares the cores with the server)."""
 
 
 def http_senders(bench: Bench, payload: bytes, n: int) -> tuple[list[Send], list[Callable[[], Awaitable[None]]]]:
@@ -367,6 +377,7 @@ async def query_load(
         failures = 0
         assert bench.server.proc is not None
         cpu0 = cpu_seconds(bench.server.proc.pid)
+        own0 = time.process_time()
         t0 = time.perf_counter()
         if rate is None:
             counts = [total // clients + (1 if i < total % clients else 0) for i in range(clients)]
@@ -395,9 +406,10 @@ async def query_load(
             latencies += [time.perf_counter() - t0 - i / rate for i in range(len(late))]
         wall = time.perf_counter() - t0
         cpu = cpu_seconds(bench.server.proc.pid) - cpu0
+        own = time.process_time() - own0
     finally:
         await asyncio.gather(*(close() for close in closers), return_exceptions=True)
-    return LoadResult(total / wall, latencies, failures, cpu / total)
+    return LoadResult(total / wall, latencies, failures, cpu / total, own / total)
 
 
 async def bench_queries(bench: Bench, run_id: str) -> None:
@@ -412,7 +424,8 @@ async def bench_queries(bench: Bench, run_id: str) -> None:
         note = (f"closed loop: {args.queries} requests from {args.concurrency} "
                 f"{args.http_client} clients, p50 {ms(percentile(closed.latencies, 50))}, "
                 f"p99 {ms(percentile(closed.latencies, 99))}; "
-                f"server CPU {closed.cpu_per_query * 1e6:.0f} us/query")
+                f"server CPU {closed.cpu_per_query * 1e6:.0f} us/query, "
+                f"bench CPU {closed.client_cpu_per_query * 1e6:.0f} us/query")
         if closed.failures:
             note += f", {closed.failures} FAILED"
         bench.rows.append(Row(f"{label}: max throughput", f"{closed.qps:.0f} q/s", ">= 500 q/s",
@@ -421,7 +434,8 @@ async def bench_queries(bench: Bench, run_id: str) -> None:
         opened = await query_load(bench, payload, total=n, clients=64, rate=args.rate)
         p50, p99 = percentile(opened.latencies, 50), percentile(opened.latencies, 99)
         note = (f"open loop: {n} requests due at {args.rate:g}/s over 64 connections, "
-                f"answered at {opened.qps:.0f}/s")
+                f"answered at {opened.qps:.0f}/s; server CPU {opened.cpu_per_query * 1e6:.0f} "
+                f"us/query, bench CPU {opened.client_cpu_per_query * 1e6:.0f} us/query")
         if opened.failures:
             note += f", {opened.failures} FAILED"
         ok = p99 < 0.050 and opened.qps >= 0.95 * args.rate and not opened.failures
@@ -450,6 +464,7 @@ async def bench_fanout(bench: Bench) -> None:
     all_snapshots = asyncio.Event()
     delays: list[float] = []
     counts: list[int] = []
+    last_seqs: list[int] = []
     ends: list[str] = []
     errors: list[str] = []
     assert bench.server.proc is not None
@@ -458,7 +473,7 @@ async def bench_fanout(bench: Bench) -> None:
 
     async def follow(conn: TransportWS) -> None:
         nonlocal snapshots
-        seen = 0
+        seen, last_seq = 0, 0
         async for payload in conn.subscribe(PROGRESS, {"id": run_id}):
             received = now_ms()
             if payload.get("errors"):
@@ -476,10 +491,12 @@ async def bench_fanout(bench: Bench) -> None:
                     window.update(t0=time.perf_counter(), server=cpu_seconds(pid),
                                   bench=time.process_time())
                 seen += 1
+                last_seq = max(last_seq, int(event["seq"]))
                 delays.append(received - float(event["emittedAt"]))
             elif event["type"] == "TERMINAL":
                 ends.append(event["status"])
         counts.append(seen)
+        last_seqs.append(last_seq)
 
     followers = [asyncio.create_task(follow(c)) for c in conns]
     try:
@@ -498,15 +515,20 @@ async def bench_fanout(bench: Bench) -> None:
             task.cancel()
         await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
         bench.stop_workers()
+    # A follower that falls behind gets progress merged (`workers.bus.coalesce`): fewer
+    # events, each stamped with its oldest news, but every follower ends at the last one.
     expected = max(counts) * n if counts else 0
-    note = (f"{n} websockets, {len(delays)}/{expected} events delivered, "
+    complete = bool(last_seqs) and min(last_seqs) == max(last_seqs) and len(last_seqs) == n
+    note = (f"{n} websockets, {len(delays)}/{expected} events delivered "
+            f"({'every follower reached the last progress event' if complete else 'SOME MISSED THE LAST'}"
+            f"; fewer = merged for followers behind), "
             f"connect {connect_s:.1f} s, subscribe {subscribe_s:.1f} s, "
             f"{ends.count('SUCCEEDED')}/{n} saw SUCCEEDED; streaming took {stream_s:.1f} s, "
             f"server CPU {server_cpu:.1f} s ({server_cpu / max(len(delays), 1) * 1e6:.0f} us per "
             f"delivered event), bench CPU {client_cpu:.1f} s"
             + (f"; {len(errors)} subscriptions ended with an error" if errors else ""))
     p50, p99 = percentile(delays, 50), percentile(delays, 99)
-    ok = p99 < 500 and len(delays) == expected and ends.count("SUCCEEDED") == n and not errors
+    ok = p99 < 500 and complete and ends.count("SUCCEEDED") == n and not errors
     bench.rows.append(Row(f"{n} runProgress subscribers: p50 / p99 delay",
                           f"{p50:.0f} / {p99:.0f} ms", "p99 < 500 ms", ok, note))
 
@@ -703,13 +725,17 @@ async def run(args: argparse.Namespace) -> tuple[list[Row], str]:
                 normalize_database_url(database_url), tmp / "var"
             )
             server = Server(env, tmp / "server.log")
+            server.args += ["--workers", str(args.api_workers),
+                            "--ws-compression" if args.ws_compression else "--no-ws-compression"]
             bench = Bench(args, tmp, env, server, dataset_id, token)
             try:
                 await asyncio.to_thread(server.start)
                 async with bench.client() as client:
                     health = (await client.get("/health")).json()
                     probe = await submit(client, dataset_id)  # stays QUEUED: no worker yet
-                header = (f"load bench: {health.get('mode')} mode (uvicorn + PostgreSQL + Redis/arq), "
+                header = (f"load bench: {health.get('mode')} mode (uvicorn x{args.api_workers} + "
+                          f"PostgreSQL + Redis/arq, websocket deflate "
+                          f"{'on' if args.ws_compression else 'off'}), "
                           f"API token auth (rate limits lifted), {os.cpu_count()} CPUs, loopback, "
                           f"log level {args.log_level}, fd limit {fd_limit}, load average "
                           f"before {os.getloadavg()[0]:.1f}")
@@ -752,6 +778,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fanout-delay", type=float, default=0.04, help="seconds after each chunk")
     ap.add_argument("--runs", type=int, default=200, help="runs for the arq throughput")
     ap.add_argument("--workers", type=int, default=2, help="`backtester worker` processes")
+    ap.add_argument("--api-workers", type=int, default=1,
+                    help="API processes (`backtester serve --workers N`)")
+    ap.add_argument("--ws-compression", action=argparse.BooleanOptionalAction, default=True,
+                    help="websocket per-message deflate on the server (`serve --ws-compression`)")
     ap.add_argument("--first-runs", type=int, default=20)
     ap.add_argument("--log-level", default="warning", help="server and worker log level")
     ap.add_argument("--only", nargs="+", default=["queries", "fanout", "throughput", "first"],

@@ -266,6 +266,29 @@ def simulate_nb(
     the caller can grow it and call again. `atr` may be empty unless an *_atr level is
     set; `day_id`/`minute` may be empty unless a clock rule is set.
     """
+    return simulate_off_nb(open_, high, low, close, signals, atr, day_id, minute, p, s, end,
+                           equity_out, 0, trades)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def simulate_off_nb(
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    signals: np.ndarray,
+    atr: np.ndarray,
+    day_id: np.ndarray,
+    minute: np.ndarray,
+    p: SimParams,
+    s: SimState,
+    end: int,
+    equity_out: np.ndarray,
+    eq_off: int,
+    trades: np.ndarray,
+) -> SimState:
+    """`simulate_nb` writing bar i's equity to equity_out[i - eq_off], so a sweep can keep
+    only the current chunk's equity (a cache-sized buffer) instead of the whole curve."""
     n = close.shape[0]
     cap = trades.shape[0]
     ps = np.empty(8)
@@ -293,7 +316,7 @@ def simulate_nb(
     short_only = p.direction == DIR_SHORT_ONLY
     i = s.bar
     if i == 0 and end > 0:
-        equity_out[0] = cash
+        equity_out[0] = cash  # i == 0: the chunk starts at bar 0, eq_off is 0
         equity = cash
         i = 1
     simple = not use_clock and not has_levels  # then holding a position is all a bar does
@@ -307,7 +330,7 @@ def simulate_nb(
         if simple and desired == pos:
             c = close[i]
             equity = cash + pos * delta * (c - ps[P_ENTRY_PRICE]) * ps[P_QTY] if pos != 0 else cash
-            equity_out[i] = equity
+            equity_out[i - eq_off] = equity
             i += 1
             continue
         o = open_[i]
@@ -351,7 +374,7 @@ def simulate_nb(
             blocked = pos
             pos = 0
         equity = cash + pos * delta * (c - ps[P_ENTRY_PRICE]) * ps[P_QTY] if pos != 0 else cash
-        equity_out[i] = equity
+        equity_out[i - eq_off] = equity
         i += 1
     return SimState(i, k, pos, ps[P_QTY], int(ps[P_ENTRY_IDX]), ps[P_ENTRY_PRICE],
                     ps[P_ENTRY_COMM], ps[P_STOP], ps[P_TARGET], ps[P_TRAIL_DIST],

@@ -5,6 +5,11 @@ Every set is simulated by the same kernel and scored by the same metrics core as
 bit); only trade lists, monthly returns and timing are left out. Results are dicts of
 float64 arrays keyed by `engine.metrics.METRIC_KEYS`, NaN where a metric is undefined.
 
+Block statistics (opt-in, `blocks=S > 0`, for the probability of backtest overfitting):
+the result also holds "block_n", "block_sum" and "block_sumsq", float64 [n_sets, S]: per
+set the count, sum and sum of squares of its bar returns equity[i] / equity[i-1] - 1
+(i = 1..n-1), cut into S contiguous blocks exactly as `np.array_split(np.arange(n-1), S)`.
+
 Threads: sweeps may be called from several Python threads at once. numba picks its
 threading layer at the first parallel launch (TBB, else OpenMP, else its own
 "workqueue"); TBB and OpenMP take concurrent launches, but workqueue aborts the whole
@@ -38,15 +43,17 @@ from engine.metrics import METRIC_KEYS, metrics_to_dict
 from engine.options import EngineOptions
 from engine.sweep_nb import sweep_ema_nb, sweep_signals_nb
 
-__all__ = ["sweep", "sweep_ema_crossover", "sweep_row", "sweep_signals"]
+__all__ = ["BLOCK_KEYS", "launch_guard", "sweep", "sweep_ema_crossover", "sweep_row", "sweep_signals"]
 
 # EMA matrices above this size are built group by group (a few distinct periods at a time).
 _EMA_BYTES = 256 * 2**20
 _THREADSAFE_LAYERS = ("tbb", "omp")
+_LANES_PER_THREAD = 4  # buffer sets per thread in a sweep kernel (load balance)
+_CHUNK_BARS = 8192  # a set's bars go by in chunks this long (their data stays in L2 cache)
 _LAUNCH_LOCK = threading.Lock()
 
 
-def _launch_guard() -> contextlib.AbstractContextManager[Any]:
+def launch_guard() -> contextlib.AbstractContextManager[Any]:
     """The lock around a parallel launch, unless numba's threading layer is thread-safe."""
     try:
         layer = numba.threading_layer()
@@ -55,8 +62,24 @@ def _launch_guard() -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext() if layer in _THREADSAFE_LAYERS else _LAUNCH_LOCK
 
 
-def _as_dict(matrix: np.ndarray) -> dict[str, np.ndarray]:
-    return {k: np.ascontiguousarray(matrix[:, j]) for j, k in enumerate(METRIC_KEYS)}
+BLOCK_KEYS = ("block_n", "block_sum", "block_sumsq")
+
+
+def _lanes() -> int:
+    return _LANES_PER_THREAD * numba.get_num_threads()
+
+
+def _as_dict(matrix: np.ndarray, blk: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    out = {k: np.ascontiguousarray(matrix[:, j]) for j, k in enumerate(METRIC_KEYS)}
+    if blk is not None:
+        out.update({k: np.ascontiguousarray(blk[i]) for i, k in enumerate(BLOCK_KEYS)})
+    return out
+
+
+def _blocks(blocks: Any) -> int:
+    if isinstance(blocks, bool) or not isinstance(blocks, int | np.integer) or blocks < 0:
+        raise EngineInputError(f"blocks must be a whole number >= 0, got {blocks!r}")
+    return int(blocks)
 
 
 def sweep_row(result: dict[str, np.ndarray], j: int) -> dict[str, float | int | None]:
@@ -68,9 +91,12 @@ def sweep_signals(
     bars: Bars,
     signals: np.ndarray,
     options: EngineOptions | dict[str, Any] | None = None,
+    blocks: int = 0,
 ) -> dict[str, np.ndarray]:
-    """Metrics of each row of `signals` [n_sets, n_bars] (values -1/0/+1) under `options`."""
+    """Metrics of each row of `signals` [n_sets, n_bars] (values -1/0/+1) under `options`;
+    with `blocks` > 0 also the block statistics (module docstring)."""
     opts = as_options(options)
+    n_blocks = _blocks(blocks)
     n = len(bars)
     sig = np.asarray(signals)
     if sig.ndim != 2 or sig.shape[1] != n:
@@ -83,10 +109,11 @@ def sweep_signals(
         raise EngineInputError(f"signals set {row}, bar {col}: expected -1, 0 or +1")
     o, h, lo, c, atr, day_id, minute = kernel_inputs(bars, opts)
     bpy = annualization(bars)
-    with _launch_guard(), parallel_chunksize(1):  # sets differ in cost: one at a time
-        out = sweep_signals_nb(o, h, lo, c, sig, atr, day_id, minute, sim_params(opts),
-                               readonly_view(bars.ts), bpy)
-    return _as_dict(out)
+    with launch_guard(), parallel_chunksize(1):  # lanes differ in cost: one at a time
+        out, blk = sweep_signals_nb(o, h, lo, c, sig, atr, day_id, minute, sim_params(opts),
+                                    readonly_view(bars.ts), bpy, n_blocks, _lanes(),
+                                    _CHUNK_BARS)
+    return _as_dict(out, blk if n_blocks else None)
 
 
 def _periods(name: str, values: Any, n_sets: int | None) -> np.ndarray:
@@ -138,21 +165,25 @@ def sweep_ema_crossover(
     slow: Any,
     long_only: Any = False,
     options: EngineOptions | dict[str, Any] | None = None,
+    blocks: int = 0,
 ) -> dict[str, np.ndarray]:
     """Fused EMA-crossover sweep: set j trades EMA(fast[j]) vs EMA(slow[j]) on the close.
 
     Signals match strategies.ema_crossover: +1 while fast > slow, -1 (0 when
     long_only[j]) while fast < slow, 0 while either EMA is undefined or they are equal.
     `long_only` is a bool or one bool per set; `options.direction` applies on top.
-    Each distinct period's EMA (engine.indicators.ema_nb) is computed once.
+    Each distinct period's EMA (engine.indicators.ema_nb) is computed once. With
+    `blocks` > 0 the result also holds the block statistics (module docstring).
     """
     opts = as_options(options)
+    n_blocks = _blocks(blocks)
     f = _periods("fast", fast, None)
     s = _periods("slow", slow, f.shape[0])
     lo_arr = np.broadcast_to(np.asarray(long_only, dtype=np.bool_), f.shape).copy()
     n_sets = f.shape[0]
     if n_sets == 0:
-        return {k: np.empty(0) for k in METRIC_KEYS}
+        empty = {k: np.empty(0) for k in METRIC_KEYS}
+        return empty | ({k: np.empty((0, n_blocks)) for k in BLOCK_KEYS} if n_blocks else {})
     o, h, lo, c, atr, day_id, minute = kernel_inputs(bars, opts)
     p = sim_params(opts)
     ts = readonly_view(bars.ts)
@@ -161,14 +192,16 @@ def sweep_ema_crossover(
     # each computed EMA serves as many sets as possible (one group in practice).
     max_periods = max(2, _EMA_BYTES // (8 * max(len(bars), 1)))
     out = np.empty((n_sets, len(METRIC_KEYS)))
+    blk = np.empty((3, n_sets, n_blocks))
     for idx in _tiles(f, s, max_periods):
         periods = np.unique(np.concatenate((f[idx], s[idx])))
         fi = np.searchsorted(periods, f[idx]).astype(np.int64)
         si = np.searchsorted(periods, s[idx]).astype(np.int64)
-        with _launch_guard(), parallel_chunksize(1):
-            out[idx] = sweep_ema_nb(o, h, lo, c, periods, fi, si, lo_arr[idx], atr, day_id,
-                                    minute, p, ts, bpy)
-    return _as_dict(out)
+        with launch_guard(), parallel_chunksize(1):
+            out[idx], blk[:, idx] = sweep_ema_nb(o, h, lo, c, periods, fi, si, lo_arr[idx], atr,
+                                                 day_id, minute, p, ts, bpy, n_blocks,
+                                                 _lanes(), _CHUNK_BARS)
+    return _as_dict(out, blk if n_blocks else None)
 
 
 sweep = sweep_signals

@@ -27,7 +27,10 @@ if TYPE_CHECKING:
 
 HealthCheck: TypeAlias = Callable[[], Awaitable[dict[str, Any]]]
 TokenCheck: TypeAlias = Callable[[Principal], Awaitable[bool]]
-"""Whether a principal's token still works (open subscriptions re-check it)."""
+"""Whether a principal's token still works."""
+TokenWatch: TypeAlias = Callable[[Principal, Callable[[], None]], Callable[[], None]]
+"""`watch(principal, on_end)`: call `on_end()` once the token is revoked or expires;
+returns the un-watch (open subscriptions are ended by it)."""
 
 
 async def _no_health() -> dict[str, Any]:
@@ -58,6 +61,7 @@ class Context:
     auth_failure: str | None = None
     """Why a presented token was refused (the UNAUTHENTICATED message)."""
     token_check: TokenCheck | None = None
+    token_watch: TokenWatch | None = None
     limiter: RateLimiter | None = None
     rate_limits: RateLimits = field(default_factory=RateLimits)
     websocket: bool = False

@@ -18,6 +18,14 @@ import strawberry
 from graph.context import Info
 from graph.datasets import parse_dataset_id
 from graph.errors import BadUserInput
+from graph.optimization_validation import (
+    OptimizationOverfitStats,
+    OptimizationStats,
+    ValidationInput,
+    WalkForward,
+    parse_validation,
+    summary_stats,
+)
 from graph.pagination import Connection, build_connection, page_size
 from graph.runs import Run, RunStatus
 from graph.scalars import JSON, json_safe, to_utc
@@ -49,6 +57,10 @@ class OptimizationInput:
     seed: int | None = 0
     options: JSON | None = strawberry.field(default=None, description="Engine options.")
     method_options: JSON | None = None
+    validation: ValidationInput | None = strawberry.field(
+        default=None, description="Out-of-sample validation: a hold-out split (the search "
+        "sees only the in-sample bars; every trial also gets out-of-sample metrics) or "
+        "walk-forward windows (one search per window, its best trial tested on the next).")
 
 
 def parse_input(data: OptimizationInput) -> dict[str, Any]:
@@ -67,6 +79,7 @@ def parse_input(data: OptimizationInput) -> dict[str, Any]:
         "result_constraints": data.result_constraints or [], "max_trials": data.max_trials,
         "max_seconds": data.max_seconds, "batch_size": data.batch_size, "seed": data.seed or 0,
         "options": data.options or {}, "method_options": data.method_options,
+        "validation": parse_validation(data.validation),
     }
 
 
@@ -76,6 +89,7 @@ class OptimizationEstimate:
     seconds: float | None = strawberry.field(description="From a measured sample's throughput.")
     trials_per_second: float | None
     bars: int
+    windows: int | None = strawberry.field(description="Walk-forward windows (else null).")
 
 
 @strawberry.type(description="One evaluated parameter set.")
@@ -88,13 +102,21 @@ class OptimizationTrial:
     feasible: bool
     violations: list[str]
     seconds: float
+    window: int | None = strawberry.field(description="Walk-forward window it was searched in.")
+    out_of_sample: JSON | None = strawberry.field(
+        description="Metrics on the held-out bars (hold-out validation; else null).")
+
+    @strawberry.field(description="Metrics on the bars searched (= `metrics`).")
+    def in_sample(self) -> JSON:
+        return self.metrics
 
     @classmethod
     def from_row(cls, row: Any) -> OptimizationTrial:
         return cls(number=int(row.number), batch=int(row.batch), params=json_safe(row.params),
                    metrics=json_safe(row.metrics), values=list(json_safe(row.values) or []),
                    feasible=bool(row.feasible), violations=list(row.violations or []),
-                   seconds=float(row.seconds or 0.0))
+                   seconds=float(row.seconds or 0.0), window=row.window,
+                   out_of_sample=json_safe(row.oos_metrics))
 
 
 @strawberry.type(description="A parameter optimization: inputs, progress, best trial, result.")
@@ -116,7 +138,8 @@ class Optimization:
     completed: int
     best: JSON | None = strawberry.field(description="The best feasible trial so far.")
     result: JSON | None = strawberry.field(
-        description="Summary, Pareto trial numbers, deflated Sharpe, parameter stability.")
+        description="Summary, Pareto trial numbers, deflated Sharpe, parameter stability, "
+        "PBO (`pbo`), the hold-out split (`holdout`) or the walk-forward summary.")
     dataset_hash: str | None
     code_hash: str | None
     engine_version: str | None
@@ -126,6 +149,19 @@ class Optimization:
     started_at: datetime | None
     finished_at: datetime | None
     duration_ms: float | None
+    validation: JSON | None = strawberry.field(
+        description="The resolved split (`in_sample`/`out_of_sample` bar ranges) or windows.")
+    _row: strawberry.Private[Any]
+
+    @strawberry.field(description="Walk-forward outcome (null unless walk-forward; windows "
+                      "without tests until it has succeeded).")
+    def walk_forward(self) -> WalkForward | None:
+        wf = self._row.walk_forward
+        return None if wf is None else WalkForward.from_dict(wf)
+
+    @strawberry.field(description="Deflated Sharpe, PBO, parameter stability, throughput.")
+    def stats(self) -> OptimizationOverfitStats:
+        return OptimizationOverfitStats.from_row(self._row)
 
     @strawberry.field
     def progress(self) -> float:
@@ -168,6 +204,7 @@ class Optimization:
             created_at=to_utc(row.created_at),  # type: ignore[arg-type]
             started_at=to_utc(row.started_at), finished_at=to_utc(row.finished_at),
             duration_ms=None if row.duration_ms is None else float(row.duration_ms),
+            validation=json_safe(row.validation), _row=row,
         )
 
 
@@ -222,6 +259,12 @@ class OptimizationQueries:
         return build_connection(page.items, page.cursors, shape=Optimization.from_row,
                                 has_next=page.has_next, has_previous=after is not None,
                                 total=page.total)
+
+    @strawberry.field(description="Counts by status, trials evaluated and throughput of the "
+                      "optimizations you can see; one optimization's overfitting statistics "
+                      "are `optimization(id) { stats }`.")
+    async def optimization_stats(self, info: Info) -> OptimizationStats:
+        return summary_stats(await info.context.services.optimizations.summary())
 
     @strawberry.field(description="Trials and estimated seconds of an optimization, from a "
                       "quick measured sweep; nothing is stored.")

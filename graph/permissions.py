@@ -14,8 +14,9 @@ decides, from the request's `Principal` (`info.context.principal`):
 
 Which rows a caller sees is not decided per resolver either: the context's services
 are scoped to the principal (`Services.scoped`), and every store query filters by that
-`store.scope.Scope`. Subscriptions are wrapped so that a token revoked or expired while
-they are open ends them within `RECHECK_S` (+ the token check's cache).
+`store.scope.Scope`. Subscriptions are wrapped so that a token revoked while they are
+open ends them as soon as the server hears of it (at once; at worst within `RECHECK_S`
+plus the token check's cache), and an expired one within `RECHECK_S`.
 """
 
 from __future__ import annotations
@@ -142,11 +143,62 @@ async def authorize(context: Any, *, operation: str, field: str, args: Mapping[s
     return True
 
 
+REVOKED_MESSAGE = "this API token was revoked or has expired; the subscription is closed"
+
+
 async def watch_token(context: Any, source: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
     """Relay a subscription's events, ending it with UNAUTHENTICATED as soon as its token
-    stops working (re-checked every `RECHECK_S` even while no event comes)."""
+    stops working. With `context.token_watch` (the server's) the token is re-checked once
+    per token, not per subscription, and a revocation interrupts the wait for the next
+    event; relaying an event costs nothing more. Without it, it polls `token_check`."""
     principal = getattr(context, "principal", None)
-    check = getattr(context, "token_check", None)
+    watch = getattr(context, "token_watch", None)
+    if principal is None or principal.token_id is None:
+        watch = None
+    elif watch is None and getattr(context, "token_check", None) is not None:
+        async for item in _poll_token(context, source):
+            yield item
+        return
+    track = getattr(context, "on_subscription", None)
+    if track is not None:
+        track(+1)
+    ended = False
+    waiting: asyncio.Task[Any] | None = None
+
+    def on_end() -> None:
+        nonlocal ended
+        ended = True
+        if waiting is not None:  # it waits for the next event: interrupt that wait
+            waiting.cancel(REVOKED_MESSAGE)
+
+    unwatch = watch(principal, on_end) if watch is not None else None
+    try:
+        while True:
+            if ended:
+                raise Unauthenticated(REVOKED_MESSAGE)
+            waiting = asyncio.current_task()
+            try:
+                item = await anext(source)
+            except StopAsyncIteration:
+                return
+            except asyncio.CancelledError:
+                if ended and waiting is not None and waiting.uncancel() == 0:
+                    raise Unauthenticated(REVOKED_MESSAGE) from None
+                raise
+            finally:
+                waiting = None
+            yield item
+    finally:
+        if unwatch is not None:
+            unwatch()
+        if track is not None:
+            track(-1)
+        await source.aclose()
+
+
+async def _poll_token(context: Any, source: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
+    """`watch_token` for a context with only `token_check`: re-checked every `RECHECK_S`."""
+    principal, check = context.principal, context.token_check
     track = getattr(context, "on_subscription", None)
     if track is not None:
         track(+1)
@@ -164,14 +216,10 @@ async def watch_token(context: Any, source: AsyncGenerator[Any, None]) -> AsyncG
                 except StopAsyncIteration:
                     return
                 yield item
-            if principal is None or principal.token_id is None or check is None:
-                continue
             if time.monotonic() - checked >= RECHECK_S:
                 checked = time.monotonic()
                 if not await check(principal):
-                    raise Unauthenticated(
-                        "this API token was revoked or has expired; the subscription is closed"
-                    )
+                    raise Unauthenticated(REVOKED_MESSAGE)
     finally:
         if track is not None:
             track(-1)

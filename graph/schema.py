@@ -37,7 +37,7 @@ from graph.run_queries import RunQueries
 from graph.scalars import SCALAR_MAP
 from graph.strategies import StrategyQueries
 from graph.strategy_mutations import StrategyMutations
-from graph.subscriptions import RunSubscriptions
+from graph.subscriptions import RunSubscriptions, SharedEventExecution
 from graph.team import TeamMutations, TeamQueries
 
 DOCUMENT_CACHE_SIZE = 512
@@ -82,6 +82,9 @@ def build_schema(*, max_depth: int = 10, max_aliases: int = 15, max_tokens: int 
     text (bounded LRUs). The limit rules are built once, here: per request
     (`QueryDepthLimiter(...)` makes a new rule class each time) the validation cache,
     keyed by the rules too, would never hit.
+
+    Subscriptions execute their selection once per event for every follower with the
+    same query (`SharedEventExecution`): the app, `export-schema` and tests all get it.
     """
     limit_rules = [max_depth_rule(max_depth, None, None), max_aliases_rule(max_aliases)]
     extensions: list[Any] = [
@@ -96,6 +99,7 @@ def build_schema(*, max_depth: int = 10, max_aliases: int = 15, max_tokens: int 
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
+        execution_context_class=SharedEventExecution,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
     )
 

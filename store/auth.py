@@ -3,17 +3,24 @@
 A token is `bt_<id>_<secret>`: the id finds the row, the secret (32 random bytes) is
 checked against the sha256 stored there in constant time, and only that hash is kept;
 the token itself is shown once, when created. Scopes nest: `admin` implies `run`,
-which implies `read`. A token stops working the moment it is revoked or expires.
+which implies `read`. A token stops working the moment it is revoked or expires:
+`revoke_token` tells this process's `on_revocation` hooks and, on PostgreSQL, every
+process that `follow_revocations` (NOTIFY on `REVOCATION_CHANNEL`, sent at commit), so
+servers may cache a verified token while they hear about revocations.
 An admin user's token with the `admin` scope sees every row; any other token sees its
 user's rows and the ones shared with the team.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
+import logging
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +34,7 @@ from store.scope import SYSTEM, Scope
 
 __all__ = [
     "LOCAL_PRINCIPAL",
+    "REVOCATION_CHANNEL",
     "SCOPES",
     "AuthError",
     "IssuedToken",
@@ -36,17 +44,21 @@ __all__ = [
     "create_user",
     "describe_token",
     "expand_scopes",
+    "follow_revocations",
     "get_user",
     "has_users",
     "hash_token",
     "list_tokens",
     "list_users",
+    "on_revocation",
     "parse_duration",
     "revoke_token",
     "token_active",
 ]
 
 SCOPES = ("read", "run", "admin")
+log = logging.getLogger("backtester.auth")
+
 _IMPLIES = {"read": {"read"}, "run": {"read", "run"}, "admin": {"read", "run", "admin"}}
 _TOKEN = re.compile(r"^bt_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
@@ -183,14 +195,82 @@ async def create_token(
 
 
 async def revoke_token(db: Database, token_id: str, *, scope: Scope = SYSTEM) -> TokenRow:
-    """Revoke a token now (idempotent); a scope only reaches its own user's tokens."""
+    """Revoke a token now (idempotent); a scope only reaches its own user's tokens.
+    Every process caching it hears of it before this returns (PostgreSQL: NOTIFY, sent
+    with the commit; this process: its `on_revocation` hooks)."""
     async with db.session() as s:
         row = await s.get(TokenRow, str(token_id))
         if row is None or not (scope.admin or row.user_id == scope.user_id) or scope.nobody:
             raise NotFoundError("token", token_id)
         if row.revoked_at is None:
             row.revoked_at = utcnow()
+        if db.dialect == "postgresql":
+            await s.execute(select(func.pg_notify(REVOCATION_CHANNEL, row.id)))
+    for hook in list(_revocation_hooks):
+        try:
+            hook(row.id)
+        except Exception:  # a hook's failure must not undo a committed revocation
+            log.exception("revocation hook failed")
     return row
+
+
+REVOCATION_CHANNEL = "bt_token_revoked"
+"""PostgreSQL NOTIFY channel: the payload is a revoked token's id."""
+_revocation_hooks: list[Callable[[str], None]] = []
+
+
+def on_revocation(hook: Callable[[str], None]) -> Callable[[], None]:
+    """Call `hook(token_id)` when this process revokes a token; returns the un-register."""
+    _revocation_hooks.append(hook)
+
+    def remove() -> None:
+        with contextlib.suppress(ValueError):
+            _revocation_hooks.remove(hook)
+
+    return remove
+
+
+async def follow_revocations(
+    db: Database, on_revoked: Callable[[str], None], on_live: Callable[[bool], None],
+    *, ping_s: float = 5.0,
+) -> None:
+    """LISTEN for revoked token ids on PostgreSQL until cancelled (returns at once on
+    SQLite, whose one process hears `on_revocation`). `on_live(True)` once listening,
+    `on_live(False)` as soon as the connection is lost (it reconnects by itself): only
+    while live may a caller trust what it cached."""
+    if db.dialect != "postgresql":
+        return
+    import asyncpg
+
+    dsn = db.url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
+    delay = 0.1
+    while True:
+        conn: Any = None
+        try:
+            conn = await asyncpg.connect(dsn, timeout=5)
+            lost = asyncio.get_running_loop().create_future()
+            conn.add_termination_listener(lambda c, f=lost: f.done() or f.set_result(None))
+            await conn.add_listener(
+                REVOCATION_CHANNEL, lambda c, pid, channel, payload: on_revoked(str(payload))
+            )
+            on_live(True)
+            delay = 0.1
+            while not lost.done():  # a dead connection shows only when used: ping it
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(lost), ping_s)
+                if not lost.done():
+                    await conn.fetchval("SELECT 1", timeout=ping_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("token revocation feed lost (%s); reconnecting", exc)
+        finally:
+            on_live(False)
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(conn.close(), 1.0)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)
 
 
 async def list_tokens(
@@ -222,7 +302,7 @@ async def authenticate(db: Database, token: str, *, touch_after_s: float = 60.0)
     if match is None:
         raise AuthError("malformed API token: expected bt_<id>_<secret>")
     now = utcnow()
-    async with db.session() as s:
+    async with db.read() as s:
         found = (
             await s.execute(
                 select(TokenRow, UserRow).join(UserRow, UserRow.id == TokenRow.user_id)
@@ -254,7 +334,7 @@ async def authenticate(db: Database, token: str, *, touch_after_s: float = 60.0)
 
 async def token_active(db: Database, token_id: str) -> bool:
     """Whether a token still works (not revoked, not expired): open subscriptions re-check."""
-    async with db.session() as s:
+    async with db.read() as s:
         row = await s.get(TokenRow, token_id)
     return row is not None and _usable(row, utcnow()) is None
 

@@ -121,13 +121,22 @@ def create_engine_for(url: str | URL, **kwargs: Any) -> AsyncEngine:
 
 
 class Database:
-    """An async engine plus a session factory; `session()` commits on success."""
+    """An async engine plus session factories: `session()` (a transaction, committed on
+    success) and `read()` (single-statement reads without a transaction)."""
 
     def __init__(self, url: str | URL, **engine_kwargs: Any) -> None:
         self.url = async_url(url)
         self.dialect: Dialect = _dialect_of(self.url)
         self.engine: AsyncEngine = create_engine_for(self.url, **engine_kwargs)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # PostgreSQL reads without BEGIN/COMMIT: asyncpg in autocommit mode (the same pool;
+        # the level is a client-side flag of each checkout, reset on checkin, no round trip).
+        # SQLite reads as before: its driver opens no transaction for a SELECT.
+        reader = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "postgresql" else self.engine
+        )
+        self._reads = async_sessionmaker(reader, expire_on_commit=False)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -139,6 +148,18 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for one read statement, outside any transaction: on PostgreSQL it
+        saves the BEGIN and COMMIT round trips (~20% of a small API request's read).
+
+        Reads only: each statement runs on its own (autocommit), so several statements
+        do not see one snapshot, and a write would not wait for a commit. Use
+        `session()` for writes and for reads that must agree with each other.
+        """
+        async with self._reads() as session:
+            yield session
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -149,7 +149,7 @@ async def get_trades(
     q = select(TradeRow).where(TradeRow.run_id == run_id).order_by(TradeRow.idx).limit(size)
     if after is not None:
         q = q.where(TradeRow.idx > int(after))
-    async with db.session() as s:
+    async with db.read() as s:
         return list((await s.execute(q)).scalars())
 
 
@@ -160,7 +160,7 @@ async def get_trade_records(db: Database, run_id: str) -> list[dict[str, Any]]:
     or `exit_idx - entry_idx` for rows stored without it.
     """
     q = select(TradeRow).where(TradeRow.run_id == run_id).order_by(TradeRow.idx)
-    async with db.session() as s:
+    async with db.read() as s:
         rows = list((await s.execute(q)).scalars())
     out = []
     for r in rows:
@@ -187,7 +187,7 @@ async def get_trade_records(db: Database, run_id: str) -> list[dict[str, Any]]:
 
 async def get_equity(db: Database, run_id: str) -> tuple[np.ndarray, np.ndarray]:
     """(int64 ns timestamps, float64 equity) of a finished run; empty arrays before that."""
-    async with db.session() as s:
+    async with db.read() as s:
         row = await s.get(EquityRow, run_id)
     if row is None:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
@@ -199,7 +199,7 @@ async def visible_run_ids(db: Database, ids: Sequence[str], *, scope: Scope = SY
     wanted = list({str(i) for i in ids})
     if not wanted:
         return set()
-    async with db.session() as s:
+    async with db.read() as s:
         found = await s.execute(select(RunRow.id).where(RunRow.id.in_(wanted), *scope.visible(RunRow)))
         return {str(i) for (i,) in found}
 

@@ -11,20 +11,28 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy import and_, delete, insert, select, update
 
 from store.db import Database
 from store.errors import ConflictError, NotFoundError
 from store.models import EquityRow, RunRow, RunStatus, TradeRow, utcnow
 from store.results import encode_equity, json_safe, trade_rows
+from store.run_leases import (
+    ReapResult,
+    _claimable,
+    _greatest_seq,
+    _owned,
+    _settle_orphan,
+    _update,
+    reap,
+    reap_expired,
+)
 from store.run_queries import get_equity, get_trades, list_runs, run_stats, visible_run_ids
-from store.scope import SYSTEM, Scope, get_visible, require_change
+from store.scope import SYSTEM, Scope, require_change
 from store.strategy_usage import note_run_success
 
 __all__ = [
@@ -57,58 +65,12 @@ SEQ_ATTEMPT_GAP = 100
 DEFAULT_MAX_ATTEMPTS = 3
 
 
-def attempts_error(attempts: int) -> str:
-    return f"run failed after {attempts} attempts: the worker processing it died each time"
-
-
 @dataclass(frozen=True)
 class Control:
     """What a worker learns from a heartbeat: does it still own the run, is cancel asked."""
 
     owned: bool
     cancel_requested: bool = False
-
-
-@dataclass
-class ReapResult:
-    """One reaper pass: (run id, attempt) pairs to enqueue again, and runs it settled."""
-
-    requeue: list[tuple[str, int]] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    cancelled: list[str] = field(default_factory=list)
-
-
-def _greatest_seq(seq: int) -> ColumnElement[int]:
-    return case((RunRow.seq < seq, seq), else_=RunRow.seq)
-
-
-def _owned(run_id: str, attempt: int) -> ColumnElement[bool]:
-    return and_(
-        RunRow.id == run_id, RunRow.status == RunStatus.RUNNING, RunRow.attempt == attempt
-    )
-
-
-def _orphaned(now: datetime) -> ColumnElement[bool]:
-    return and_(RunRow.status == RunStatus.RUNNING, RunRow.lease_expires_at < now)
-
-
-def _claimable(run_id: str, now: datetime) -> ColumnElement[bool]:
-    return and_(
-        RunRow.id == run_id,
-        RunRow.cancel_requested.is_(False),
-        or_(RunRow.status == RunStatus.QUEUED, _orphaned(now)),
-    )
-
-
-async def _update(s: AsyncSession, where: ColumnElement[bool], returning: Any, **values: Any) -> Any:
-    stmt = (
-        update(RunRow)
-        .where(where)
-        .values(**values)
-        .returning(returning)
-        .execution_options(synchronize_session=False)
-    )
-    return (await s.execute(stmt)).first()
 
 
 async def create_run(
@@ -147,38 +109,16 @@ async def create_run(
 
 async def get_run(db: Database, run_id: str, *, scope: Scope = SYSTEM) -> RunRow:
     """The run if `scope` sees it; NotFoundError (as for an unknown id) otherwise."""
-    if scope is SYSTEM:
-        async with db.session() as s:
+    # One statement, read outside a transaction (`Database.read`): the API's hottest read.
+    async with db.read() as s:
+        if scope is SYSTEM:
             row = await s.get(RunRow, str(run_id))
-        if row is None:
-            raise NotFoundError("run", run_id)
-        return row
-    return await get_visible(db, RunRow, str(run_id), scope, "run")
-
-
-async def _settle_orphan(
-    s: AsyncSession, row: RunRow, now: datetime, max_attempts: int | None = None
-) -> str | None:
-    """An orphaned (lease expired) run that must not run again: CANCELLED or FAILED."""
-    where = and_(RunRow.id == row.id, RunRow.attempt == row.attempt, _orphaned(now))
-    common = {"finished_at": now, "lease_expires_at": None, "seq": RunRow.seq + 1}
-    if row.cancel_requested:
-        done = await _update(
-            s, where, RunRow.id, status=RunStatus.CANCELLED, stage="cancelled", **common
-        )
-        return "cancelled" if done else None
-    if row.attempt >= (max_attempts or row.max_attempts):
-        done = await _update(
-            s,
-            where,
-            RunRow.id,
-            status=RunStatus.FAILED,
-            stage="failed",
-            error=attempts_error(row.attempt),
-            **common,
-        )
-        return "failed" if done else None
-    return None
+        else:
+            q = select(RunRow).where(RunRow.id == str(run_id), *scope.visible(RunRow))
+            row = (await s.execute(q)).scalar_one_or_none()
+    if row is None:
+        raise NotFoundError("run", run_id)
+    return row
 
 
 async def claim_run(db: Database, run_id: str, worker_id: str, lease_s: float) -> int | None:
@@ -416,52 +356,3 @@ async def delete_run(db: Database, run_id: str, *, scope: Scope = SYSTEM) -> Non
         await s.execute(delete(TradeRow).where(TradeRow.run_id == run_id))
         await s.execute(delete(EquityRow).where(EquityRow.run_id == run_id))
         await s.execute(delete(RunRow).where(RunRow.id == run_id))
-
-
-async def reap(
-    db: Database,
-    *,
-    queued_grace_s: float = 30.0,
-    max_attempts: int | None = None,
-    max_requeue: int = 200,
-) -> ReapResult:
-    """One reaper pass over orphaned and forgotten runs.
-
-    RUNNING runs whose lease expired are re-enqueued (or FAILED when out of attempts,
-    CANCELLED when a cancel was pending); QUEUED runs older than `queued_grace_s` are
-    re-enqueued too, in case their enqueue was lost (enqueueing is idempotent).
-    """
-    now = utcnow()
-    out = ReapResult()
-    async with db.session() as s:
-        orphans = list((await s.execute(select(RunRow).where(_orphaned(now)))).scalars())
-        for row in orphans:
-            limit = min(row.max_attempts, max_attempts or row.max_attempts)
-            settled = await _settle_orphan(s, row, now, limit)
-            if settled == "failed":
-                out.failed.append(row.id)
-            elif settled == "cancelled":
-                out.cancelled.append(row.id)
-            elif settled is None and row.attempt < limit:
-                out.requeue.append((row.id, row.attempt))
-        # Oldest first and bounded: with a long backlog most of these are merely waiting,
-        # and re-enqueueing them is a no-op that still costs a Redis round trip each.
-        lost = await s.execute(
-            select(RunRow.id, RunRow.attempt)
-            .where(
-                RunRow.status == RunStatus.QUEUED,
-                RunRow.created_at < now - timedelta(seconds=queued_grace_s),
-            )
-            .order_by(RunRow.created_at)
-            .limit(max_requeue)
-        )
-        out.requeue.extend((rid, int(att)) for rid, att in lost)
-    return out
-
-
-async def reap_expired(
-    db: Database, *, max_attempts: int | None = None, queued_grace_s: float = 30.0
-) -> list[str]:
-    """Ids of runs to enqueue again (see `reap`); runs out of attempts become FAILED."""
-    result = await reap(db, queued_grace_s=queued_grace_s, max_attempts=max_attempts)
-    return [run_id for run_id, _ in result.requeue]

@@ -229,7 +229,7 @@ async def list_strategy_rows(
         q = q.where(StrategyRow.deleted_at.is_(None))
     if status is not None:
         q = q.where(StrategyRow.validation_status.in_([status] if isinstance(status, str) else status))
-    async with db.session() as s:
+    async with db.read() as s:
         rows = list((await s.execute(q)).scalars())
     text = (search or "").strip().lower()
     if text:  # a catalog holds hundreds of rows at most; tags are JSON in either database
@@ -244,7 +244,7 @@ def _haystack(row: StrategyRow) -> list[str]:
 
 async def find_strategy(db: Database, name: str) -> StrategyRow | None:
     """The row for `name`, deleted or not; None if the catalog has never seen it."""
-    async with db.session() as s:
+    async with db.read() as s:
         return await _by_name(s, name)
 
 

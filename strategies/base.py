@@ -280,8 +280,12 @@ class Strategy:
         options: Any,
         *,
         batch_bytes: int = 64 << 20,
+        blocks: int = 0,
     ) -> dict[str, np.ndarray]:
         """Metrics of every parameter set (arrays aligned with `param_sets`).
+
+        `blocks` > 0 adds per-set block statistics of the bar returns ("block_n",
+        "block_sum", "block_sumsq", [n_sets, blocks]; see `engine.sweep`).
 
         Default: build int8 signal matrices (n_sets_in_batch x n_bars, at most
         `batch_bytes` each) and evaluate them with `engine.sweep.sweep_signals`. Sets whose
@@ -305,7 +309,8 @@ class Strategy:
                 matrix = np.empty((len(chunk), n), dtype=np.int8)
                 for row, i in enumerate(chunk):
                     matrix[row] = cls(**validated[i]).signals(bars)
-                parts.append((chunk, sweep_signals(bars, matrix, opts)))
+                extra = {"blocks": blocks} if blocks else {}  # blocks=0: the plain call
+                parts.append((chunk, sweep_signals(bars, matrix, opts, **extra)))
         return _gather(parts, len(validated))
 
 

@@ -108,7 +108,8 @@ class EmaCrossover(Strategy):
 
     @classmethod
     def sweep(
-        cls, bars: Bars, param_sets: list[dict[str, Any]], options: Any, **kwargs: Any
+        cls, bars: Bars, param_sets: list[dict[str, Any]], options: Any, *, blocks: int = 0,
+        **kwargs: Any,
     ) -> dict[str, np.ndarray]:
         """Fast path: `engine.sweep.sweep_ema_crossover` computes each EMA once per period."""
         from engine.sweep import sweep_ema_crossover
@@ -120,6 +121,7 @@ class EmaCrossover(Strategy):
             np.array([p["slow"] for p in sets], dtype=np.int64),
             np.array([p["long_only"] for p in sets], dtype=np.bool_),
             options,
+            blocks=blocks,
         )
 
 

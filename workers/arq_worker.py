@@ -3,9 +3,14 @@
 
 Configuration comes from the caller (`run_worker`) or the environment: DATABASE_URL,
 REDIS_URL, BT_QUEUE_NAME, BT_WORKER_CONCURRENCY, BT_LEASE_SECONDS,
-BT_HEARTBEAT_SECONDS, BT_REAP_INTERVAL_SECONDS, BT_QUEUED_GRACE_SECONDS, BT_DATA_DIR.
+BT_HEARTBEAT_SECONDS, BT_REAP_INTERVAL_SECONDS, BT_QUEUED_GRACE_SECONDS, BT_DATA_DIR,
+BT_MAX_COORDINATORS.
 Retries are ours, not arq's: the run's `attempt` column decides, so arq's max_tries is
 set far out of the way and results are not kept (the database has them).
+
+Besides the arq jobs (runs and optimization batches, `concurrency` at a time), each
+worker runs the reaper and a `CoordinatorLoop` (optimization coordinators, outside the
+job slots, woken by `ArqQueue.enqueue_optimization`).
 """
 
 from __future__ import annotations
@@ -28,9 +33,11 @@ from workers.constants import (
     JOB_RUN_BACKTEST,
     JOB_RUN_OPTIMIZATION,
     JOB_RUN_OPTIMIZATION_BATCH,
+    KEY_PREFIX,
 )
+from workers.coordinator import DEFAULT_MAX_COORDINATORS, CoordinatorLoop, wake_id
 from workers.jobs import Faults, WorkerContext, default_worker_id, execute_run
-from workers.optimization_jobs import execute_batch, execute_optimization
+from workers.optimization_jobs import execute_batch
 from workers.queue import ArqQueue, redis_settings
 from workers.reaper import reaper_loop
 
@@ -40,6 +47,7 @@ log = logging.getLogger("backtester.worker")
 
 JOB_TIMEOUT_S = 24 * 3600
 ARQ_MAX_TRIES = 1000
+DEFAULT_BUS_PREFIX = KEY_PREFIX.rstrip(":")
 
 
 def _env(*names: str, default: str | None = None) -> str | None:
@@ -48,6 +56,10 @@ def _env(*names: str, default: str | None = None) -> str | None:
         if value:
             return value
     return default
+
+
+def _max_coordinators_env() -> int:
+    return int(_env("BT_MAX_COORDINATORS", default="") or DEFAULT_MAX_COORDINATORS)
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,9 @@ class WorkerConfig:
     reap_interval_s: float = 5.0
     queued_grace_s: float = 30.0
     data_dir: str | None = None
+    max_coordinators: int = DEFAULT_MAX_COORDINATORS
+    bus_prefix: str = DEFAULT_BUS_PREFIX
+    """The progress bus's channel prefix: the same as the API servers' (`BT_BUS_PREFIX`)."""
     worker_id: str = field(default_factory=default_worker_id)
     faults: Faults = field(default_factory=Faults)
 
@@ -81,18 +96,22 @@ class WorkerConfig:
             reap_interval_s=float(_env("BT_REAP_INTERVAL_SECONDS", default="5") or 5),
             queued_grace_s=float(_env("BT_QUEUED_GRACE_SECONDS", default="30") or 30),
             data_dir=_env("BT_DATA_DIR"),
+            max_coordinators=_max_coordinators_env(),
+            bus_prefix=_env("BT_BUS_PREFIX", default=DEFAULT_BUS_PREFIX) or DEFAULT_BUS_PREFIX,
             faults=Faults.from_env(),
         )
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    """Open the database, blob store and bus; start this process's reaper."""
+    """Open the database, blob store and bus; start this process's reaper and coordinator
+    loop."""
     cfg: WorkerConfig = ctx.get("bt_config") or WorkerConfig.from_env()
     pool: dict[str, int] = {}
     if cfg.database_url.startswith("postgresql"):  # a few connections per job, not 15
-        pool = {"pool_size": cfg.concurrency + 2, "max_overflow": cfg.concurrency + 2}
+        # +1: the coordinators' queries are short and share it (and the overflow).
+        pool = {"pool_size": cfg.concurrency + 3, "max_overflow": cfg.concurrency + 2}
     db = Database(cfg.database_url, **pool)
-    bus = RedisBus(cfg.redis_url)
+    bus = RedisBus(cfg.redis_url, prefix=cfg.bus_prefix)
     ctx["bt"] = WorkerContext(
         db=db,
         blobs=blob_store_for(db, cfg.data_dir),
@@ -108,10 +127,21 @@ async def startup(ctx: dict[str, Any]) -> None:
         reaper_loop(db, queue, bus, interval_s=cfg.reap_interval_s, queued_grace_s=cfg.queued_grace_s),
         name="backtester-reaper",
     )
+    coordinator = CoordinatorLoop(
+        ctx["bt"], queue, max_active=cfg.max_coordinators, interval_s=cfg.reap_interval_s,
+        bus=bus, channel=wake_id(cfg.queue_name),
+    )
+    coordinator.start()
+    ctx["bt_coordinator"] = coordinator
     log.info("worker %s ready on queue %s", cfg.worker_id, cfg.queue_name)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    """Cancel this process's coordinators (another worker takes them over once their
+    leases expire), stop the reaper, close the bus and the database."""
+    coordinator: CoordinatorLoop | None = ctx.pop("bt_coordinator", None)
+    if coordinator is not None:
+        await coordinator.close()
     reaper = ctx.pop("bt_reaper", None)
     if reaper is not None:
         reaper.cancel()
@@ -129,8 +159,11 @@ async def run_backtest(ctx: dict[str, Any], run_id: str) -> None:
 
 
 async def run_optimization(ctx: dict[str, Any], opt_id: str) -> None:
-    """The arq job coordinating one optimization (its batches are their own jobs)."""
-    await execute_optimization(ctx["bt"], ctx["bt_queue"], opt_id)
+    """Only wakes the coordinator loop: coordinators are no longer jobs, but an API process
+    of an older release may still enqueue this one."""
+    coordinator: CoordinatorLoop | None = ctx.get("bt_coordinator")
+    if coordinator is not None:
+        coordinator.wake()
 
 
 async def run_optimization_batch(ctx: dict[str, Any], opt_id: str, number: int) -> None:
@@ -199,6 +232,8 @@ def run_worker(
     data_dir: str | os.PathLike[str] | None = None,
     reap_interval_s: float = 5.0,
     queued_grace_s: float = 30.0,
+    max_coordinators: int | None = None,
+    bus_prefix: str = DEFAULT_BUS_PREFIX,
     burst: bool = False,
 ) -> None:
     """Run a worker until SIGINT/SIGTERM (blocking). Survives Redis outages: arq's
@@ -214,6 +249,8 @@ def run_worker(
         reap_interval_s=reap_interval_s,
         queued_grace_s=queued_grace_s,
         data_dir=None if data_dir is None else os.fspath(data_dir),
+        max_coordinators=max_coordinators or _max_coordinators_env(),
+        bus_prefix=bus_prefix,
         faults=Faults.from_env(),
     )
     run_worker_config(cfg, burst=burst)

@@ -16,13 +16,23 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
-from workers.constants import ALL_RUNS_CHANNEL, run_channel
+from workers.constants import ALL_RUNS_CHANNEL, KEY_PREFIX, run_channel
 
-__all__ = ["InMemoryBus", "ProgressBus", "RedisBus", "Subscription", "channels_for"]
+__all__ = [
+    "COALESCE_AFTER",
+    "InMemoryBus",
+    "ProgressBus",
+    "RedisBus",
+    "Subscription",
+    "channels_for",
+    "coalesce",
+    "prefixed",
+]
 
 log = logging.getLogger("backtester.bus")
 
@@ -38,16 +48,40 @@ def channels_for(run_id: str, event: Event) -> list[str]:
     return [run_channel(run_id)]
 
 
+COALESCE_AFTER = 1
+"""A follower with this many events unread has fallen behind: a new progress event is
+merged into the newest unread progress event instead of queued behind it."""
+
+
+def coalesce(older: Event, newer: Event) -> Event | None:
+    """`newer` with `older`'s equity points in front and `older`'s `emitted_at` (the age
+    of the oldest news in it), when both are progress events of one run; else None.
+    Status and terminal events are never merged, and `seq` stays the newest."""
+    if older.get("type") != "progress" or newer.get("type") != "progress":
+        return None
+    if older.get("run_id") != newer.get("run_id"):
+        return None
+    merged = dict(newer)
+    merged["equity"] = list(older.get("equity") or ()) + list(newer.get("equity") or ())
+    if older.get("emitted_at") is not None:
+        merged["emitted_at"] = older["emitted_at"]
+    return merged
+
+
 class Subscription(AsyncIterator[Event]):
     """Events of one channel. Use `async with` to be subscribed before reading anything else.
 
     Iterate it, or call `get(timeout)` (None on timeout) to wait without ending the
-    subscription. A slow reader loses the oldest buffered events, never blocks publishers.
+    subscription. It never blocks publishers: a reader `COALESCE_AFTER` events behind has
+    new progress merged into its newest unread one (`coalesce`), and past `max_buffer`
+    the oldest buffered events are lost.
     """
 
     def __init__(self, channel: str, max_buffer: int = 1000) -> None:
         self.channel = channel
-        self._queue: asyncio.Queue[Any] = asyncio.Queue(max_buffer)
+        self.max_buffer = max_buffer
+        self._items: deque[Any] = deque()
+        self._waiter: asyncio.Future[None] | None = None
         self._started = False
         self._closed = False
 
@@ -58,15 +92,24 @@ class Subscription(AsyncIterator[Event]):
         pass
 
     def push(self, event: Any) -> None:
-        if self._queue.full():
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self._queue.get_nowait()
-        self._queue.put_nowait(event)
+        items = self._items
+        merged = None
+        if len(items) >= COALESCE_AFTER and event is not _CLOSED and items[-1] is not _CLOSED:
+            merged = coalesce(items[-1], event)
+        if merged is not None:
+            items[-1] = merged
+        else:
+            if len(items) >= self.max_buffer:
+                items.popleft()
+            items.append(event)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     @property
     def backlog(self) -> int:
         """Events buffered and not read yet."""
-        return self._queue.qsize()
+        return len(self._items)
 
     async def start(self) -> Self:
         if not self._started:
@@ -76,14 +119,26 @@ class Subscription(AsyncIterator[Event]):
 
     async def get(self, timeout: float | None = None) -> Event | None:
         """The next event, or None after `timeout` seconds; StopAsyncIteration once closed."""
-        await self.start()
-        if self._closed and self._queue.empty():
-            raise StopAsyncIteration
-        try:  # not wait_for: it costs a task per call, per follower, per event
-            async with asyncio.timeout(timeout):
-                item = await self._queue.get()
-        except TimeoutError:
-            return None
+        if not self._started:
+            await self.start()
+        if not self._items:
+            if self._closed:
+                raise StopAsyncIteration
+            # One future per wait, no task (wait_for costs a task per call, per follower).
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                if timeout is None:
+                    await waiter
+                else:
+                    async with asyncio.timeout(timeout):
+                        await waiter
+            except TimeoutError:
+                return None
+            finally:
+                self._waiter = None
+            if not self._items:  # woken without an event: cannot happen, but never hang
+                return None
+        item = self._items.popleft()
         if item is _CLOSED:
             self._closed = True
             raise StopAsyncIteration
@@ -249,11 +304,25 @@ class _RedisSubscription(Subscription):
                 await shared.pump
 
 
-class RedisBus:
-    """Redis pub/sub: one channel per run plus one for every run's status changes."""
+def prefixed(channel: str, prefix: str) -> str:
+    """`channel` (named with `KEY_PREFIX`, "bt:") under a deployment's own prefix."""
+    if prefix == KEY_PREFIX.rstrip(":"):
+        return channel
+    return f"{prefix}:{channel.removeprefix(KEY_PREFIX)}"
 
-    def __init__(self, redis_url: str) -> None:
+
+class RedisBus:
+    """Redis pub/sub: one channel per run plus one for every run's status changes.
+
+    Pub/sub is server-wide (Redis database numbers do not separate it), so deployments
+    sharing a Redis server pass each their own `prefix` (the `bus_prefix` setting):
+    channels are `<prefix>:run:<id>` and `<prefix>:runs`; the default "bt" keeps the
+    names of `workers.constants`. Every server and worker of a deployment must agree.
+    """
+
+    def __init__(self, redis_url: str, *, prefix: str = "bt") -> None:
         self.redis_url = redis_url
+        self.prefix = prefix
         self._client = _redis_client(redis_url)
         self._subs: set[_RedisSubscription] = set()
         self._channels: dict[str, _RedisChannel] = {}
@@ -264,7 +333,7 @@ class RedisBus:
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for channel in channels_for(run_id, event):
-                    pipe.publish(channel, data)
+                    pipe.publish(prefixed(channel, self.prefix), data)
                 await pipe.execute()
         except Exception as exc:  # liveness only: the database has the truth
             now = time.monotonic()
@@ -273,10 +342,10 @@ class RedisBus:
                 log.warning("could not publish run event (%s); subscribers fall back to polling", exc)
 
     def subscribe(self, run_id: str) -> Subscription:
-        return _RedisSubscription(self, run_channel(run_id))
+        return _RedisSubscription(self, prefixed(run_channel(run_id), self.prefix))
 
     def subscribe_all(self) -> Subscription:
-        return _RedisSubscription(self, ALL_RUNS_CHANNEL)
+        return _RedisSubscription(self, prefixed(ALL_RUNS_CHANNEL, self.prefix))
 
     async def close(self) -> None:
         for sub in list(self._subs):

@@ -19,17 +19,21 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from engine.backtest import ENGINE_VERSION
+from engine.bars import Bars
 from engine.errors import EngineInputError
 from engine.optim import OptimInputError
 from engine.optim.heatmap import heatmap_figure
+from engine.optim.validation import Segment
 from engine.options import EngineOptions
 from store import optimizations as opt_store
 from store.datasets import get_dataset, load_bars
 from store.errors import BadInputError, NotFoundError
 from store.models import OptimizationRow, OptimizationTrialRow, RunRow
+from store.optimization_stats import optimization_stats
 from store.pagination import Page
 from strategies.base import Strategy
 from workers.optimization_jobs import make_optimizer, optimization_event
+from workers.optimization_plan import Plan, make_plan, resolve_validation
 
 if TYPE_CHECKING:
     from workers.service import Services
@@ -49,8 +53,9 @@ class OptimizationService:
     def __init__(self, services: Services) -> None:
         self.s = services
 
-    async def _prepare(self, spec: dict[str, Any]) -> tuple[type[Strategy], dict[str, Any], Any]:
-        """(strategy class, the stored spec, optimizer) or BadInputError."""
+    async def _prepare(self, spec: dict[str, Any], dataset_id: int
+                       ) -> tuple[type[Strategy], dict[str, Any], Plan, Bars | None]:
+        """(strategy class, the stored spec, plan, bars if loaded) or BadInputError."""
         cls, _ = await self.s.runnable_strategy(str(spec.get("strategy") or ""))
         clean = {k: spec.get(k) for k in SPEC_KEYS}
         clean["method"] = clean["method"] or "grid"
@@ -70,49 +75,66 @@ class OptimizationService:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ()))
             raise BadInputError(f"options.{where}", str(first.get("msg"))) from None
+        bars = None
+        if spec.get("validation"):
+            bars = await load_bars(self.s.db, self.s.blobs, dataset_id)
+            clean["validation"] = await asyncio.to_thread(
+                resolve_validation, spec["validation"], bars)
+        n_bars = len(bars) if bars is not None else 0
         try:
-            opt = await asyncio.to_thread(make_optimizer, cls, clean)
+            plan = await asyncio.to_thread(make_plan, lambda sp: make_optimizer(cls, sp), clean,
+                                           clean.get("validation"), n_bars)
         except OptimInputError as exc:
             raise BadInputError(exc.field, str(exc)) from None
         except (EngineInputError, ValueError, TypeError) as exc:  # e.g. odd method options
             raise BadInputError("input", f"{type(exc).__name__}: {exc}") from None
-        return cls, clean, opt
+        return cls, clean, plan, bars
 
     async def estimate(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Trial count and seconds, from the throughput of a small measured sweep."""
         dataset_id = int(spec["dataset_id"])
         await get_dataset(self.s.db, dataset_id, scope=self.s.scope)  # NOT_FOUND before work
-        cls, clean, opt = await self._prepare(spec)
-        bars = await load_bars(self.s.db, self.s.blobs, dataset_id)
-        batch = opt.ask()
+        cls, clean, plan, bars = await self._prepare(spec, dataset_id)
+        if bars is None:
+            bars = await load_bars(self.s.db, self.s.blobs, dataset_id)
+        first = plan.parts[0]
+        if first.search.stop == 0:  # no validation: the plan was built without the bars
+            first.search = Segment(0, len(bars))
+        batch = first.opt.ask()
         sample = (batch.params if batch is not None else [])[:4]
-        rate = None
+        rate = seconds = None
         if sample:
             options = EngineOptions.model_validate(clean["options"])
+            part = bars.slice(first.search.start, first.search.stop)
             t0 = time.perf_counter()
-            await asyncio.to_thread(cls.sweep, bars, sample, options)
-            rate = len(sample) / max(time.perf_counter() - t0, 1e-6)
-        seconds = opt.total / rate if rate else None
-        if seconds is not None and opt.max_seconds is not None:
-            seconds = min(seconds, opt.max_seconds)
-        return {"trials": opt.total, "seconds": seconds, "trials_per_second": rate,
-                "bars": len(bars)}
+            await asyncio.to_thread(cls.sweep, part, sample, options)
+            dt = max(time.perf_counter() - t0, 1e-6)
+            rate = len(sample) / dt
+            # Bar-trials per second, so windows and the hold-out pass scale by their bars.
+            per_bar = len(sample) * len(first.search) / dt
+            held = (clean.get("validation") or {}).get("out_of_sample")
+            extra = (held[1] - held[0]) if held else 0
+            seconds = sum(p.opt.total * (len(p.search) + extra) for p in plan.parts) / per_bar
+            if first.opt.max_seconds is not None:
+                seconds = min(seconds, first.opt.max_seconds * len(plan.parts))
+        return {"trials": plan.total, "seconds": seconds, "trials_per_second": rate,
+                "bars": len(bars), "windows": len(plan.parts) if plan.walk_forward else None}
 
     async def start(self, spec: dict[str, Any]) -> OptimizationRow:
         """Validate, charge its trials to the caller's budget (`Services.charge`), store a
         QUEUED optimization and enqueue its coordinator. A refused charge stores nothing."""
         dataset = await get_dataset(self.s.db, int(spec["dataset_id"]), scope=self.s.scope)
-        cls, clean, opt = await self._prepare(spec)
+        cls, clean, plan, _ = await self._prepare(spec, dataset.id)
         if self.s.charge is not None:
-            await self.s.charge("trials", int(opt.total))
+            await self.s.charge("trials", int(plan.total))
         code_hash = await self._code_hash(cls)
         row = await opt_store.create_optimization(
             self.s.db, owner_id=self.s.scope.owner_id, strategy=cls.name, dataset_id=dataset.id,
-            total=opt.total, dataset_hash=dataset.content_hash, code_hash=code_hash,
+            total=plan.total, dataset_hash=dataset.content_hash, code_hash=code_hash,
             engine_version=ENGINE_VERSION, **clean,
         )
         await self.s.audit("optimization.create", "optimization", row.id, strategy=cls.name,
-                           dataset_id=dataset.id, method=clean["method"], total=opt.total)
+                           dataset_id=dataset.id, method=clean["method"], total=plan.total)
         await self.s.bus.publish(row.id, optimization_event(row, "status"))
         try:
             await self.s.queue.enqueue_optimization(row.id)  # type: ignore[attr-defined]
@@ -129,6 +151,10 @@ class OptimizationService:
         except Exception:
             stored = None
         return stored or await asyncio.to_thread(code_hash, cls)
+
+    async def summary(self) -> dict[str, Any]:
+        """`store.optimization_stats.optimization_stats` over what this scope sees."""
+        return await optimization_stats(self.s.db, scope=self.s.scope)
 
     async def get(self, opt_id: str) -> OptimizationRow:
         """NOT_FOUND for ids that are not ours to see, and for anything not shaped like one."""

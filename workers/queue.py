@@ -3,6 +3,9 @@
 Enqueueing is idempotent per (run, attempt): the job id is the run id, or
 `<run id>:<attempt>` when the reaper re-dispatches a run after attempt N died. Running
 a job twice is harmless anyway: only one `claim_run` can win.
+
+Optimization coordinators are not jobs: `enqueue_optimization` only wakes the
+coordinator loops (`workers.coordinator`), which run outside the job slots.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 from typing import Any, Protocol, runtime_checkable
 
@@ -17,13 +21,14 @@ from workers.constants import (
     DEFAULT_QUEUE,
     IN_PROGRESS_PREFIX,
     JOB_RUN_BACKTEST,
-    JOB_RUN_OPTIMIZATION,
     JOB_RUN_OPTIMIZATION_BATCH,
     batch_job_id,
     job_id_for,
+    run_channel,
 )
+from workers.coordinator import DEFAULT_MAX_COORDINATORS, CoordinatorLoop, wake_id
 from workers.jobs import WorkerContext, execute_run
-from workers.optimization_jobs import execute_batch, execute_optimization
+from workers.optimization_jobs import execute_batch
 from workers.reaper import reaper_loop
 
 __all__ = ["ArqQueue", "InProcessQueue", "JobQueue", "redis_settings"]
@@ -43,8 +48,11 @@ class JobQueue(Protocol):
 class InProcessQueue:
     """Embedded default: asyncio tasks in this process, engine chunks in threads.
 
-    At most `concurrency` runs at a time; the reaper runs every `reap_interval_s`, so
-    runs left QUEUED or orphaned by a previous process are picked up after a restart.
+    At most `concurrency` runs (and optimization batches) at a time; the reaper runs
+    every `reap_interval_s`, so runs left QUEUED or orphaned by a previous process are
+    picked up after a restart. Optimization coordinators run in `self.coordinator` (a
+    `CoordinatorLoop` polling every `reap_interval_s`, at most `max_coordinators` at once),
+    outside the `concurrency` slots.
     """
 
     def __init__(
@@ -54,6 +62,7 @@ class InProcessQueue:
         concurrency: int = 2,
         reap_interval_s: float = 5.0,
         queued_grace_s: float = 30.0,
+        max_coordinators: int = DEFAULT_MAX_COORDINATORS,
     ) -> None:
         self.ctx = ctx
         self.concurrency = concurrency
@@ -64,11 +73,14 @@ class InProcessQueue:
         self._waiting = 0
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
+        self.coordinator = CoordinatorLoop(ctx, self, max_active=max_coordinators,
+                                           interval_s=reap_interval_s)
         with contextlib.suppress(RuntimeError):  # started later if built outside a loop
             asyncio.get_running_loop()
             self._start_reaper()
 
     def _start_reaper(self) -> None:
+        """Start the reaper and the coordinator loop (once, inside the event loop)."""
         if self._reaper is None and not self._closed:
             self._reaper = asyncio.create_task(
                 reaper_loop(
@@ -77,6 +89,7 @@ class InProcessQueue:
                 ),
                 name="backtester-reaper",
             )
+            self.coordinator.start()
 
     async def enqueue_run(self, run_id: str, *, attempt: int = 0) -> None:
         if self._closed:
@@ -89,15 +102,11 @@ class InProcessQueue:
         self._tasks[run_id] = asyncio.create_task(self._run(run_id), name=f"run {run_id}")
 
     async def enqueue_optimization(self, opt_id: str, *, attempt: int = 0) -> None:
-        """The coordinator: mostly waiting on the database, so it takes no worker slot."""
+        """Hand the optimization to this process's coordinator loop (no worker slot)."""
         if self._closed:
             raise RuntimeError("the in-process queue is closed")
         self._start_reaper()
-        key = f"opt:{opt_id}"
-        task = self._tasks.get(key)
-        if task is None or task.done():
-            self._tasks[key] = asyncio.create_task(
-                self._job(key, lambda: execute_optimization(self.ctx, self, opt_id)), name=key)
+        self.coordinator.offer(opt_id)
 
     async def enqueue_batch(self, opt_id: str, number: int, *, attempt: int = 0) -> None:
         if self._closed:
@@ -147,13 +156,16 @@ class InProcessQueue:
         return self._waiting
 
     async def join(self) -> None:
-        """Wait until every enqueued run has finished (tests, the demo command)."""
-        while tasks := [t for t in self._tasks.values() if not t.done()]:
+        """Wait until every enqueued run and optimization has finished (tests, the demo)."""
+        while tasks := [*(t for t in self._tasks.values() if not t.done()),
+                        *self.coordinator.tasks()]:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def close(self) -> None:
-        """Stop the reaper and cancel running jobs (they hand their runs back)."""
+        """Stop the reaper and the coordinators, cancel running jobs (they hand their runs
+        back; coordinations resume after their lease)."""
         self._closed = True
+        await self.coordinator.close()
         tasks = [t for t in (self._reaper, *self._tasks.values()) if t is not None]
         for t in tasks:
             t.cancel()
@@ -209,9 +221,12 @@ class ArqQueue:
             log.debug("run %s (attempt %d) already queued", run_id, attempt)
 
     async def enqueue_optimization(self, opt_id: str, *, attempt: int = 0) -> None:
+        """Wake the coordinator loops of this queue's workers (a pub/sub event, not a job:
+        a coordinator holding a job slot would starve its own batches). A lost event costs
+        at most the workers' poll interval."""
         pool = await self._get_pool()
-        await pool.enqueue_job(JOB_RUN_OPTIMIZATION, opt_id, _job_id=job_id_for(opt_id, attempt),
-                               _queue_name=self.queue_name)
+        event = {"type": "wake", "optimization_id": opt_id, "attempt": attempt}
+        await pool.publish(run_channel(wake_id(self.queue_name)), json.dumps(event))
 
     async def enqueue_batch(self, opt_id: str, number: int, *, attempt: int = 0) -> None:
         pool = await self._get_pool()

@@ -45,22 +45,18 @@ async def reap_once(
 
 
 async def reap_optimizations(db: Database, queue: JobQueue, *, queued_grace_s: float = 30.0) -> None:
-    """Re-enqueue optimization coordinators and batches whose lease expired (a killed
-    worker): the next claim takes them with a new attempt, or fails them when out of it."""
+    """Re-enqueue optimization batches whose lease expired (a killed worker) or left QUEUED
+    past the grace period: the next claim takes them with a new attempt, or fails them when
+    out of it. Coordinators are not jobs: each worker's coordinator loop
+    (`workers.coordinator`) takes over the ones whose lease expired by itself."""
     found = await opt_store.reap_optimizations(db, queued_grace_s=queued_grace_s)
-    for opt_id, attempt in found.coordinators:
-        try:
-            await queue.enqueue_optimization(opt_id, attempt=attempt)  # type: ignore[attr-defined]
-        except Exception as exc:
-            log.warning("could not re-enqueue optimization %s: %s", opt_id, exc)
     for opt_id, number, attempt in found.batches:
         try:
             await queue.enqueue_batch(opt_id, number, attempt=attempt)  # type: ignore[attr-defined]
         except Exception as exc:
             log.warning("could not re-enqueue batch %d of %s: %s", number, opt_id, exc)
-    if found.coordinators or found.batches:
-        log.info("reaper re-enqueued %d optimization(s), %d batch(es)",
-                 len(found.coordinators), len(found.batches))
+    if found.batches:
+        log.info("reaper re-enqueued %d optimization batch(es)", len(found.batches))
 
 
 async def reaper_loop(

@@ -151,6 +151,6 @@ def test_parallel_launches_are_serialized_unless_the_layer_is_threadsafe(monkeyp
 
     for name, locked in ((None, True), ("workqueue", True), ("omp", False), ("tbb", False)):
         monkeypatch.setattr(sweep_mod.numba, "threading_layer", layer(name))
-        guard = sweep_mod._launch_guard()
+        guard = sweep_mod.launch_guard()
         assert (guard is sweep_mod._LAUNCH_LOCK) == locked, name
         assert locked or isinstance(guard, contextlib.nullcontext)

@@ -26,7 +26,7 @@ async def test_upgrade_head_creates_every_table(db_url: str) -> None:
             names = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
             version = (await conn.execute(text("select version_num from alembic_version"))).scalar()
         assert names >= TABLES
-        assert version == "0005"
+        assert version == "0006"
     finally:
         await db.dispose()
 
