@@ -22,6 +22,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -169,6 +170,24 @@ def _metrics_in(stored: dict[str, list[Any]]) -> dict[str, np.ndarray]:
             for k, vals in stored.items()}
 
 
+@dataclass(frozen=True, slots=True)
+class _Told:
+    trials: list[dict[str, Any]]  # as stored
+    best: dict[str, Any] | None
+    pareto: list[int]  # the part's Pareto trial numbers (multi-objective searches)
+
+
+def _tell(plan: Plan, part: Part, batch: Batch, metrics: dict[str, list[Any]], seconds: float,
+          oos: dict[str, list[Any]] | None) -> _Told:
+    """Tell the plan one finished batch's stored metrics (CPU work: the coordinator runs it
+    in a thread) and gather what the coordinator records and publishes."""
+    trials = plan.tell(part, batch, _metrics_in(metrics), seconds,
+                       _metrics_in(oos) if oos else None)
+    pareto = ([t.number for t in part.opt.pareto()]
+              if len(part.opt.objectives) > 1 and not plan.walk_forward else [])
+    return _Told([plan.trial_dict(part, t) for t in trials], plan.best(), pareto)
+
+
 async def _in_thread_with_lease(ctx: WorkerContext, beat: Callable[[], Awaitable[Any]],
                                 fn: Callable[..., Any], *args: Any) -> Any:
     """`fn(*args)` in a thread, renewing a lease with `beat()` while it runs."""
@@ -247,7 +266,10 @@ async def execute_optimization(ctx: WorkerContext, queue: BatchQueue, opt_id: st
             if cancel:
                 await finish(RunStatus.CANCELLED)
                 return
-        while len(outstanding) < MAX_OUTSTANDING and (asked := plan.ask()) is not None:
+        # The search's ask/tell (Optuna's TPE takes milliseconds a trial) run in a thread:
+        # the event loop serves the API and other coordinators meanwhile.
+        while (len(outstanding) < MAX_OUTSTANDING
+               and (asked := await asyncio.to_thread(plan.ask)) is not None):
             part, batch = asked
             number = plan.batch_number(part, batch.number)
             stored = await opt_store.add_batch(ctx.db, opt_id, number,
@@ -272,22 +294,19 @@ async def execute_optimization(ctx: WorkerContext, queue: BatchQueue, opt_id: st
                 return
             for b in done:
                 part, batch = outstanding.pop(b.number)
-                trials = plan.tell(part, batch, _metrics_in(b.metrics or {}),
-                                   float(b.seconds or 0),
-                                   _metrics_in(b.oos_metrics) if b.oos_metrics else None)
-                told_trials += len(trials)
+                told = await asyncio.to_thread(_tell, plan, part, batch, b.metrics or {},
+                                               float(b.seconds or 0), b.oos_metrics)
+                told_trials += len(told.trials)
                 seq += 1
                 if not await opt_store.record_trials(
-                        ctx.db, opt_id, attempt, [plan.trial_dict(part, t) for t in trials],
-                        completed=plan.completed, total=plan.total, best=plan.best(), seq=seq):
+                        ctx.db, opt_id, attempt, told.trials,
+                        completed=plan.completed, total=plan.total, best=told.best, seq=seq):
                     return
                 elapsed = max(time.monotonic() - t_start, 1e-6)
                 rate = told_trials / elapsed
                 left = max(plan.total - plan.completed, 0)
-                pareto = ([t.number for t in part.opt.pareto()]
-                          if len(part.opt.objectives) > 1 and not plan.walk_forward else [])
-                await publish("progress", trials_per_second=rate,
-                              eta_seconds=left / rate if rate > 0 else None, pareto=pareto)
+                await publish("progress", pareto=told.pareto, trials_per_second=rate,
+                              eta_seconds=left / rate if rate > 0 else None)
             if done:
                 continue
         if plan.done:
