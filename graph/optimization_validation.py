@@ -93,6 +93,10 @@ class WalkForwardWindow:
     out_of_sample: JSON | None = strawberry.field(description="Their metrics on the test bars.")
     efficiency: float | None = strawberry.field(
         description="Out-of-sample / in-sample annualized return (cagr_pct).")
+    deflated_sharpe: float | None = strawberry.field(
+        description="Deflated Sharpe ratio of the chosen trial over this window's trials.")
+    stability: float | None = strawberry.field(
+        description="Parameter stability of the chosen trial among this window's trials.")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> WalkForwardWindow:
@@ -100,7 +104,9 @@ class WalkForwardWindow:
                    test=WalkForwardSpan.from_dict(d["test"]), n_trials=int(d.get("n_trials") or 0),
                    trial=d.get("trial"), params=json_safe(d.get("params")),
                    in_sample=json_safe(d.get("in_sample")),
-                   out_of_sample=json_safe(d.get("out_of_sample")), efficiency=d.get("efficiency"))
+                   out_of_sample=json_safe(d.get("out_of_sample")), efficiency=d.get("efficiency"),
+                   deflated_sharpe=_num(d.get("deflated_sharpe"), "dsr"),
+                   stability=_num(d.get("stability"), "score"))
 
 
 @strawberry.type(description="Walk-forward analysis: windows, efficiency, stitched OOS equity.")

@@ -167,12 +167,14 @@ class Optimization:
     def progress(self) -> float:
         return self.completed / self.total if self.total else 0.0
 
-    @strawberry.field(description="Trials a page at a time, by number or `orderBy: \"-sharpe\"`.")
+    @strawberry.field(description="Trials a page at a time, by number or `orderBy: \"-sharpe\"`; "
+                      "`window`: one walk-forward window's only.")
     async def trials(self, info: Info, first: int | None = 50, after: str | None = None,
-                     order_by: str | None = None) -> Connection[OptimizationTrial]:
+                     order_by: str | None = None,
+                     window: int | None = None) -> Connection[OptimizationTrial]:
         size = page_size(first, maximum=info.context.limits.max_page)
         page = await info.context.services.optimizations.trials(
-            str(self.id), first=size, after=after, order_by=order_by)
+            str(self.id), first=size, after=after, order_by=order_by, window=window)
         return build_connection(page.items, page.cursors, shape=OptimizationTrial.from_row,
                                 has_next=page.has_next, has_previous=after is not None,
                                 total=page.total)
@@ -182,9 +184,12 @@ class Optimization:
         rows = await info.context.services.optimizations.pareto(str(self.id))
         return [OptimizationTrial.from_row(r) for r in rows]
 
-    @strawberry.field(description="Plotly figure (JSON): `metric` over parameters `x` and `y`.")
-    async def heatmap(self, info: Info, x: str, y: str, metric: str = "sharpe") -> JSON:
-        return await info.context.services.optimizations.heatmap(str(self.id), x, y, metric)
+    @strawberry.field(description="Plotly figure (JSON): `metric` over parameters `x` and `y`. "
+                      "Walk-forward: one window's trials, by default the last window's.")
+    async def heatmap(self, info: Info, x: str, y: str, metric: str = "sharpe",
+                      window: int | None = None) -> JSON:
+        return await info.context.services.optimizations.heatmap(str(self.id), x, y, metric,
+                                                                 window)
 
     @classmethod
     def from_row(cls, row: Any) -> Optimization:

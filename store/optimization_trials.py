@@ -184,11 +184,15 @@ async def record_trials(
 
 async def list_trials(
     db: Database, opt_id: str, *, first: int | None = 50, after: str | None = None,
-    order_by: str | None = None,
+    order_by: str | None = None, window: int | None = None,
 ) -> Page[OptimizationTrialRow]:
-    """Trials by number, or by `[-]<metric>` (missing values last), keyset-paginated."""
+    """Trials by number, or by `[-]<metric>` (missing values last), keyset-paginated; only
+    walk-forward window `window`'s when given."""
     size = check_first(first)
-    q = select(TrialRow).where(TrialRow.optimization_id == opt_id)
+    where = [TrialRow.optimization_id == opt_id]
+    if window is not None:
+        where.append(TrialRow.window == window)
+    q = select(TrialRow).where(*where)
     if not order_by or order_by.lstrip("-+") == "number":
         desc = bool(order_by and order_by.startswith("-"))
         q = q.order_by(TrialRow.number.desc() if desc else TrialRow.number)
@@ -217,7 +221,7 @@ async def list_trials(
     async with db.session() as s:
         rows = list((await s.execute(q.limit(size + 1))).scalars())
         total = (await s.execute(select(func.count()).select_from(TrialRow).where(
-            TrialRow.optimization_id == opt_id))).scalar_one()
+            *where))).scalar_one()
     more = len(rows) > size
     rows = rows[:size]
     if metric is None:

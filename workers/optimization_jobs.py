@@ -30,7 +30,6 @@ import numpy as np
 from engine.bars import Bars
 from engine.errors import EngineError
 from engine.optim import Batch, Optimizer, SearchSpace
-from engine.optim.overfit import deflated_sharpe_of_trials, parameter_stability
 from engine.options import EngineOptions
 from store import optimizations as opt_store
 from store.datasets import load_bars
@@ -46,6 +45,7 @@ from workers.optimization_results import (
     pack_blocks,
     pbo_of,
     sweep_blocks,
+    trial_statistics,
     walk_forward_outcome,
     walk_forward_summary,
 )
@@ -120,18 +120,7 @@ def finish_result(opt: Optimizer, n_bars: int, batches: Sequence[Any] | None = N
     """The stored result: summary, Pareto trial numbers, deflated Sharpe, stability and,
     given the batches (with PBO blocks), the probability of backtest overfitting."""
     result = opt.result().to_dict(with_trials=False)
-    best = opt.best()
-    if best is not None:
-        try:
-            dsr = deflated_sharpe_of_trials(opt.trials, best, n_obs=max(n_bars - 1, 2))
-            result["deflated_sharpe"] = dsr
-        except Exception as exc:  # a statistic must not sink the optimization
-            result["deflated_sharpe"] = {"error": str(exc)}
-        try:
-            st = parameter_stability(opt.space, opt.trials, opt.objectives[0])
-            result["stability"] = st
-        except Exception as exc:
-            result["stability"] = {"error": str(exc)}
+    result.update(trial_statistics(opt, n_bars))
     if batches is not None:
         try:
             result["pbo"] = pbo_of(opt, batches)

@@ -28,7 +28,7 @@ from engine.backtest import run_backtest
 from engine.bars import Bars
 from engine.downsample import downsample
 from engine.optim import Optimizer
-from engine.optim.overfit import pbo_from_blocks
+from engine.optim.overfit import deflated_sharpe_of_trials, parameter_stability, pbo_from_blocks
 from engine.optim.validation import Segment
 from engine.optim.walkforward import run_walk_forward
 from engine.options import EngineOptions
@@ -36,7 +36,7 @@ from strategies.base import Strategy, merge_engine_options
 from workers.optimization_plan import Plan, windows_of
 
 __all__ = ["PBO_SPLITS", "STORED_POINTS", "pack_blocks", "pbo_of", "sweep_blocks",
-           "unpack_blocks", "walk_forward_outcome", "walk_forward_summary"]
+           "trial_statistics", "unpack_blocks", "walk_forward_outcome", "walk_forward_summary"]
 
 PBO_SPLITS = 16
 PBO_MAX_TRIALS = 20_000
@@ -46,6 +46,26 @@ even spread of them (by trial number) is used, and the result says how many."""
 STORED_POINTS = 5000
 """Points of the stitched out-of-sample equity kept; `equity(points)` thins them further."""
 BLOCK_KEYS = ("block_n", "block_sum", "block_sumsq")
+
+
+def trial_statistics(opt: Optimizer, n_bars: int) -> dict[str, Any]:
+    """The deflated Sharpe of `opt`'s best trial over its whole trial log and its parameter
+    stability (`{}` without a best trial); a statistic that cannot be computed is stored
+    as `{"error": ...}` instead of sinking the optimization."""
+    best = opt.best()
+    if best is None:
+        return {}
+    out: dict[str, Any] = {}
+    try:
+        out["deflated_sharpe"] = deflated_sharpe_of_trials(opt.trials, best,
+                                                           n_obs=max(n_bars - 1, 2))
+    except Exception as exc:
+        out["deflated_sharpe"] = {"error": str(exc)}
+    try:
+        out["stability"] = parameter_stability(opt.space, opt.trials, opt.objectives[0])
+    except Exception as exc:
+        out["stability"] = {"error": str(exc)}
+    return out
 
 
 def sweep_blocks(cls: type[Strategy]) -> bool:
@@ -137,10 +157,12 @@ def walk_forward_outcome(plan: Plan, cls: type[Strategy], bars: Bars,
                            _run_segment(cls, bars, options), ts=bars.ts)
     out = walk_forward_summary(plan, bars.ts)
     for row, wr in zip(out["windows"], res.windows, strict=False):
-        best = plan.parts[wr.window.index].opt.best()
+        part = plan.parts[wr.window.index]
+        best = part.opt.best()
         row.update(params=wr.params, in_sample=wr.train_metrics, out_of_sample=wr.test_metrics,
                    efficiency=wr.efficiency,
-                   trial=None if best is None else plan.parts[wr.window.index].offset + best.number)
+                   trial=None if best is None else part.offset + best.number,
+                   **trial_statistics(part.opt, len(part.search)))
     eq_ts, eq = res.ts, res.equity
     if len(eq) > STORED_POINTS:
         eq_ts, eq = downsample(eq_ts, eq, STORED_POINTS)

@@ -33,7 +33,7 @@ from store.optimization_stats import optimization_stats
 from store.pagination import Page
 from strategies.base import Strategy
 from workers.optimization_jobs import make_optimizer, optimization_event
-from workers.optimization_plan import Plan, make_plan, resolve_validation
+from workers.optimization_plan import Plan, make_plan, resolve_validation, windows_of
 
 if TYPE_CHECKING:
     from workers.service import Services
@@ -176,10 +176,13 @@ class OptimizationService:
         return row
 
     async def trials(self, opt_id: str, *, first: int | None = 50, after: str | None = None,
-                     order_by: str | None = None) -> Page[OptimizationTrialRow]:
-        await self.get(opt_id)
-        return await opt_store.list_trials(self.s.db, str(opt_id), first=first, after=after,
-                                           order_by=order_by)
+                     order_by: str | None = None,
+                     window: int | None = None) -> Page[OptimizationTrialRow]:
+        """A page of trials (walk-forward: of every window, or of `window`)."""
+        row = await self.get(opt_id)
+        return await opt_store.list_trials(self.s.db, row.id, first=first, after=after,
+                                           order_by=order_by,
+                                           window=_window(row, window, default_last=False))
 
     async def pareto(self, opt_id: str) -> list[OptimizationTrialRow]:
         """The finished optimization's Pareto front (multi-objective only), by number."""
@@ -194,13 +197,17 @@ class OptimizationService:
             out.extend(t for t in page if t.number in numbers)
         return out
 
-    async def heatmap(self, opt_id: str, x: str, y: str, metric: str) -> dict[str, Any]:
-        """A Plotly heatmap of `metric` (best per cell) over parameters `x` and `y`."""
+    async def heatmap(self, opt_id: str, x: str, y: str, metric: str,
+                      window: int | None = None) -> dict[str, Any]:
+        """A Plotly heatmap of `metric` (best per cell) over parameters `x` and `y`; of one
+        walk-forward window's trials (by default the last: its choice trades next)."""
         row = await self.get(opt_id)
         trials: list[dict[str, Any]] = []
         after = None
+        only = _window(row, window, default_last=True)
         while True:
-            page = await opt_store.list_trials(self.s.db, row.id, first=1000, after=after)
+            page = await opt_store.list_trials(self.s.db, row.id, first=1000, after=after,
+                                               window=only)
             trials.extend({"params": t.params, "metrics": t.metrics} for t in page)
             if not page.next_cursor:
                 break
@@ -254,6 +261,21 @@ class OptimizationService:
                     if row.terminal:
                         yield optimization_event(row, "terminal")
                         return
+
+
+def _window(row: OptimizationRow, window: int | None, *, default_last: bool) -> int | None:
+    """A checked walk-forward window index for `row` (None: no window filter)."""
+    n = len(windows_of(row.validation))
+    if n == 0:
+        if window is not None:
+            raise BadInputError("window", f"optimization {row.id} has no walk-forward windows")
+        return None
+    if window is None:
+        return n - 1 if default_last else None
+    if not 0 <= window < n:
+        raise BadInputError("window", f"window {window} does not exist: optimization {row.id} "
+                            f"has walk-forward windows 0..{n - 1}")
+    return window
 
 
 def _after(trial: int) -> str | None:

@@ -9,6 +9,9 @@ import contextlib
 from datetime import datetime
 from typing import Any
 
+import pytest
+
+from engine.optim.overfit import deflated_sharpe_ratio
 from graph.context import Context
 from graph.schema import schema
 from store.auth import LOCAL_PRINCIPAL
@@ -20,13 +23,16 @@ TRIALS = """query($id: ID!) { optimization(id: $id) { validation
 WALK = """query($id: ID!, $points: Int!) { optimization(id: $id) { status total completed
   walkForward { efficiency inSampleMeanReturn outOfSampleMeanReturn outOfSampleReturnPct
     returnMetric tested
-    windows { index nTrials trial params inSample outOfSample efficiency
+    windows { index nTrials trial params inSample outOfSample efficiency deflatedSharpe stability
       train { start end startBar stopBar bars } test { start end startBar stopBar bars } }
     equity(points: $points) { t value } } } }"""
 STATS = """query($id: ID!) { optimizationStats { total trialsEvaluated averageTrialsPerSecond
   averageSeconds byStatus { status count } }
   optimization(id: $id) { stats { trials feasibleTrials trialsPerSecond deflatedSharpe
     expectedMaxSharpe bestSharpe pbo probOosLoss stability details } } }"""
+WINDOW = """query($id: ID!, $window: Int) { optimization(id: $id) {
+  trials(first: 50, window: $window) { totalCount edges { node { number window metrics } } }
+  heatmap(x: "fast", y: "slow", window: $window) } }"""
 PROGRESS = """subscription($id: ID!) { optimizationProgress(id: $id) { type status completed total } }"""
 
 
@@ -45,6 +51,10 @@ async def test_holdout_trials_have_in_and_out_of_sample_metrics(api: Api) -> Non
         assert n["inSample"] == n["metrics"] and n["window"] is None
         assert n["outOfSample"]["n_trades"] is not None
         assert n["outOfSample"]["final_equity"] != n["inSample"]["final_equity"]
+
+    err = await api.error(WINDOW, {"id": opt["id"], "window": 0})
+    assert err["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "has no walk-forward windows" in err["message"] and opt["id"] in err["message"]
 
     stats = await api.data(STATS, {"id": opt["id"]})
     one = stats["optimization"]["stats"]
@@ -96,6 +106,30 @@ async def test_walk_forward_windows_equity_and_progress(api: Api) -> None:
     assert 2 <= len(eq) <= 40
     assert eq[0]["t"] >= datetime.fromisoformat(wf["windows"][0]["test"]["start"]).timestamp() * 1000
     assert done["best"]["window"] == len(wf["windows"]) - 1  # what would trade next
+
+    # Each window is its own search: trials, heatmap and statistics per window.
+    last = len(wf["windows"]) - 1
+    for w in (wf["windows"][1], wf["windows"][last]):
+        got = (await api.data(WINDOW, {"id": opt["id"], "window": w["index"]}))["optimization"]
+        nodes = [e["node"] for e in got["trials"]["edges"]]
+        assert got["trials"]["totalCount"] == len(nodes) == w["nTrials"] == 9
+        assert {n["window"] for n in nodes} == {w["index"]} and w["trial"] in {n["number"]
+                                                                            for n in nodes}
+        chosen = next(n for n in nodes if n["number"] == w["trial"])["metrics"]
+        want = deflated_sharpe_ratio(
+            chosen["sharpe"], n_obs=w["train"]["bars"] - 1,
+            trial_sharpes=[n["metrics"]["sharpe"] for n in nodes],
+            periods_per_year=chosen["bars_per_year"])
+        assert w["deflatedSharpe"] == pytest.approx(want.dsr) and 0 <= want.dsr <= 1
+        assert w["stability"] is not None
+        z = got["heatmap"]["data"][0]["z"]
+        assert max(v for row in z for v in row if v is not None) == pytest.approx(chosen["sharpe"])
+    default = (await api.data(WINDOW, {"id": opt["id"], "window": None}))["optimization"]
+    assert default["trials"]["totalCount"] == 9 * len(wf["windows"])  # every window's trials
+    assert default["heatmap"] == got["heatmap"]  # the last window's: its choice trades next
+    for bad in (len(wf["windows"]), -1):
+        err = await api.error(WINDOW, {"id": opt["id"], "window": bad})
+        assert err["extensions"]["code"] == "BAD_USER_INPUT" and "window" in err["message"]
 
 
 async def test_validation_errors_name_the_field(api: Api) -> None:
