@@ -139,7 +139,7 @@ def plan_outcome(plan: Plan, cls: type[Strategy], bars: Bars, options: EngineOpt
         return finish_result(part.opt, len(part.search), batches,
                              validation=plan.validation), None
     wf = (walk_forward_outcome(plan, cls, bars, options) if test
-          else walk_forward_summary(plan, bars.ts))
+          else walk_forward_summary(plan, bars))
     first = plan.parts[0].opt.result()
     result = {
         "method": first.method, "seed": first.seed,

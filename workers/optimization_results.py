@@ -135,14 +135,16 @@ def _run_segment(cls: type[Strategy], bars: Bars, options: EngineOptions):  # ty
     return run
 
 
-def _iso(ns: int) -> str:
-    return pd.Timestamp(int(ns), tz="UTC").isoformat()
+def _iso(ns: int, tz: str) -> str:
+    return pd.Timestamp(int(ns), tz="UTC").tz_convert(tz).isoformat()
 
 
-def _span(ts: np.ndarray, seg: Segment) -> dict[str, Any]:
-    """Bars [start_bar, stop_bar) and the times of their first and last bar (ISO, UTC)."""
+def _span(bars: Bars, seg: Segment) -> dict[str, Any]:
+    """Bars [start_bar, stop_bar) and the times of their first and last bar (ISO, in the
+    dataset's time zone)."""
     return {"start_bar": seg.start, "stop_bar": seg.stop, "bars": len(seg),
-            "start": _iso(int(ts[seg.start])), "end": _iso(int(ts[seg.stop - 1]))}
+            "start": _iso(int(bars.ts[seg.start]), bars.tz),
+            "end": _iso(int(bars.ts[seg.stop - 1]), bars.tz)}
 
 
 def walk_forward_outcome(plan: Plan, cls: type[Strategy], bars: Bars,
@@ -155,7 +157,7 @@ def walk_forward_outcome(plan: Plan, cls: type[Strategy], bars: Bars,
 
     res = run_walk_forward(windows, lambda w: plan.parts[w.index].opt, evaluate,
                            _run_segment(cls, bars, options), ts=bars.ts)
-    out = walk_forward_summary(plan, bars.ts)
+    out = walk_forward_summary(plan, bars)
     for row, wr in zip(out["windows"], res.windows, strict=False):
         part = plan.parts[wr.window.index]
         best = part.opt.best()
@@ -174,11 +176,11 @@ def walk_forward_outcome(plan: Plan, cls: type[Strategy], bars: Bars,
     return out
 
 
-def walk_forward_summary(plan: Plan, ts: np.ndarray) -> dict[str, Any]:
+def walk_forward_summary(plan: Plan, bars: Bars) -> dict[str, Any]:
     """Windows' spans and trial counts only (a cancelled optimization: nothing tested)."""
     rows = []
     for w, part in zip(windows_of(plan.validation), plan.parts, strict=True):
-        rows.append({"index": w.index, "train": _span(ts, w.train), "test": _span(ts, w.test),
+        rows.append({"index": w.index, "train": _span(bars, w.train), "test": _span(bars, w.test),
                      "n_trials": len(part.opt.trials), "params": None, "in_sample": None,
                      "out_of_sample": None, "efficiency": None, "trial": None})
     return {"windows": rows, "efficiency": None, "is_mean_return": None,

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -92,9 +93,12 @@ async def test_walk_forward_windows_equity_and_progress(api: Api) -> None:
     wf = (await api.data(WALK, {"id": opt["id"], "points": 40}))["optimization"]["walkForward"]
     assert wf["tested"] and len(wf["windows"]) == est["windows"]
     assert wf["returnMetric"] == "cagr_pct"
+    tz = ZoneInfo((await api.data("query($id: ID!) { dataset(id: $id) { timezone } }",
+                                  {"id": inp["datasetId"]}))["dataset"]["timezone"])
     prev_test_end = None
     for w in wf["windows"]:
         train_end = datetime.fromisoformat(w["train"]["end"])
+        assert train_end.utcoffset() == train_end.astimezone(tz).utcoffset()  # exchange time
         test_start = datetime.fromisoformat(w["test"]["start"])
         assert train_end < test_start and w["train"]["stopBar"] <= w["test"]["startBar"]
         if prev_test_end is not None:
