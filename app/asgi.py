@@ -16,6 +16,9 @@ that never carry a traceback.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -53,6 +56,7 @@ from app.stack import Stack, open_stack
 from graph.context import Context, GraphLimits
 from graph.errors import to_graphql_error
 from graph.schema import build_schema
+from store.strategy_snapshot import follow_catalog
 
 log = logging.getLogger("backtester.app")
 
@@ -179,6 +183,15 @@ class GraphQLView(GraphQL):
         return body
 
 
+def freeze_startup_objects() -> None:
+    """Move what start-up built (modules, schema, engine, pools: ~300k objects, alive as
+    long as the process) out of the garbage collector's sight: a full collection then
+    takes a few ms instead of stalling every request in flight for over 100 ms (the p99
+    of small queries). Only for a served process: it also keeps start-up garbage."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app_from_env() -> Starlette:
     """uvicorn's factory in each `backtester serve --workers N` process: settings from the
     environment, logging configured as the parent command did."""
@@ -186,11 +199,15 @@ def create_app_from_env() -> Starlette:
 
     settings = Settings()
     configure_logging(settings.log_level, json_lines=settings.json_logs)
-    return create_app(settings)
+    return create_app(settings, freeze_gc=True)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """The whole service as one Starlette app; the lifespan opens and closes the stack."""
+def create_app(settings: Settings | None = None, *, freeze_gc: bool = False) -> Starlette:
+    """The whole service as one Starlette app; the lifespan opens and closes the stack.
+
+    `freeze_gc`: the process serves only this app (`backtester serve`), so what start-up
+    built is frozen out of garbage collection (`freeze_startup_objects`); tests leave it off.
+    """
     settings = settings or Settings()
     schema = build_schema(
         max_depth=settings.max_query_depth,
@@ -221,10 +238,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.stack = stack
             if stack.auth is not None:
                 await stack.auth.start()  # the revocation feed: verified tokens may be cached
+            # the catalog change feed: the strategy list may be served from a snapshot
+            catalog_feed = asyncio.create_task(follow_catalog(stack.db), name="catalog-feed")
+            if freeze_gc:
+                freeze_startup_objects()
             try:
                 yield
             finally:
                 app.state.stack = None
+                catalog_feed.cancel()
+                with contextlib.suppress(BaseException):
+                    await catalog_feed
                 if stack.auth is not None:
                     await stack.auth.close()
 

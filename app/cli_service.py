@@ -135,7 +135,7 @@ def serve(host: str | None, port: int | None, log_level: str | None, workers: in
         from app.asgi import create_app
 
         click.echo(f"GraphQL at http://{settings.host}:{settings.port}/graphql", err=True)
-        uvicorn.run(create_app(settings), **options)
+        uvicorn.run(create_app(settings, freeze_gc=True), **options)
         return
     asyncio.run(_prepare_once(settings))
     # The worker processes are fresh interpreters: they read the settings from the

@@ -83,6 +83,20 @@ class Metrics:
         self.runs_succeeded_bars = Gauge(
             "bt_engine_bars_last_run", "Bars of the most recent succeeded run.", registry=r)
 
+        self._children: dict[tuple[Any, ...], Any] = {}
+        """Labelled instruments already looked up (`labels()` costs more than counting)."""
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def http_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self._child(self.http_requests, route, method, str(status)).inc()
+        self._child(self.http_latency, route).observe(seconds)
+
     def subscription(self, delta: int) -> None:
         """`Context.on_subscription`: +1 when one opens, -1 when it ends."""
         if delta > 0:
@@ -90,9 +104,9 @@ class Metrics:
         self.subscriptions_open.inc(delta)
 
     def operation(self, name: str, outcome: str, seconds: float | None = None) -> None:
-        self.operations.labels(name, outcome).inc()
+        self._child(self.operations, name, outcome).inc()
         if seconds is not None:
-            self.operation_latency.labels(name).observe(seconds)
+            self._child(self.operation_latency, name).observe(seconds)
 
     async def refresh(self, stack: Stack) -> None:
         """Read the gauges that live in the database and the queue."""
@@ -176,6 +190,5 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         finally:
-            route = route_of(scope.get("path", ""))
-            self.metrics.http_requests.labels(route, scope.get("method", ""), str(status)).inc()
-            self.metrics.http_latency.labels(route).observe(time.perf_counter() - started)
+            self.metrics.http_request(route_of(scope.get("path", "")), scope.get("method", ""),
+                                      status, time.perf_counter() - started)

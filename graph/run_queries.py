@@ -121,7 +121,7 @@ class RunQueries:
 
     @strawberry.field(description="One run by id; NOT_FOUND if there is none.")
     async def run(self, info: Info, id: strawberry.ID) -> Run:
-        return Run.from_row(await info.context.services.get_run(str(id)))
+        return Run.from_row(await info.context.services.read_run(str(id)))
 
     @strawberry.field(description="Counts by status, average run time and queue depth.")
     async def stats(self, info: Info) -> Stats:

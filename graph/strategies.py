@@ -8,6 +8,8 @@ schema.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -19,6 +21,7 @@ from graph.context import Info
 from graph.errors import NotFound
 from graph.scalars import JSON, json_safe, to_utc
 from store import strategy_catalog as catalog
+from store import strategy_snapshot as snapshots
 from strategies.base import did_you_mean
 
 
@@ -102,6 +105,9 @@ class Strategy:
     runnable: bool = strawberry.field(description="Whether `submitBacktest` accepts it now.")
     usage_total: strawberry.Private[int]
     best_all: strawberry.Private[Any]
+    counted: strawberry.Private[bool]
+    """`usage_total` and `best_all` are the row's; False (a shared catalog snapshot's
+    object): they are read per request instead (`usage_counters`)."""
     tags: list[str]
     created_at: datetime
     updated_at: datetime
@@ -110,14 +116,21 @@ class Strategy:
     @strawberry.field(description="Runs submitted with this strategy (of the runs you can see).")
     async def usage_count(self, info: Info) -> int:
         scoped = await scoped_usage(info)
-        return self.usage_total if scoped is None else scoped.get(self.name, 0)
+        if scoped is not None:
+            return scoped.get(self.name, 0)
+        if not self.counted:
+            return (await usage_counters(info)).get(self.name, (0, None))[0]
+        return self.usage_total
 
     @strawberry.field(
         description="Best value each key metric reached in a run: {metric: {value, run_id}} "
         "(of the runs you can see)."
     )
     async def best_metrics(self, info: Info) -> JSON | None:
-        best = self.best_all or {}
+        best = self.best_all
+        if not self.counted:
+            best = json_safe((await usage_counters(info)).get(self.name, (0, None))[1])
+        best = best or {}
         scope = info.context.scope
         if not best or (scope.admin and not scope.nobody):
             return best or None
@@ -127,7 +140,9 @@ class Strategy:
         return kept or None
 
     @classmethod
-    def from_row(cls, row: Any) -> Strategy:
+    def from_row(cls, row: Any, *, counted: bool = True) -> Strategy:
+        """The API object of a catalog row; `counted=False` leaves out the usage counters
+        (`usageCount` and `bestMetrics` then read them per request)."""
         schema = [json_safe(item) for item in row.params_schema or []]
         defaults = {item["name"]: item.get("default") for item in schema}
         defaults.update(json_safe(row.default_params or {}))
@@ -150,8 +165,9 @@ class Strategy:
             ],
             last_validated=to_utc(row.last_validated_at),
             runnable=row.validation_status in catalog.RUNNABLE and not row.deleted,
-            usage_total=int(row.usage_count),
-            best_all=json_safe(row.best_metrics),
+            usage_total=int(row.usage_count) if counted else 0,
+            best_all=json_safe(row.best_metrics) if counted else None,
+            counted=counted,
             tags=list(row.tags or []),
             created_at=to_utc(row.created_at),  # type: ignore[arg-type]
             updated_at=to_utc(row.updated_at),  # type: ignore[arg-type]
@@ -197,14 +213,51 @@ class StrategyStats:
         )
 
 
+def _once_per_operation(info: Info, key: str, read: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
+    """`read()` once per operation, shared by every resolver of it that asks (they run
+    concurrently, one per strategy). Keyed on the operation's variables object, not only
+    the context: one context serves every operation of a websocket."""
+    memo = info.context.memo
+    held = memo.get(key)
+    if held is None or held[0] is not info.variable_values:
+        held = memo[key] = (info.variable_values, asyncio.ensure_future(read()))
+    return held[1]  # type: ignore[no-any-return]
+
+
 async def scoped_usage(info: Info) -> dict[str, int] | None:
     """Runs per strategy among the caller's visible runs (once per request); None = all."""
-    memo = info.context.memo
-    if "strategy_usage" not in memo:
-        memo["strategy_usage"] = await catalog.usage_by_strategy(
-            info.context.services.db, scope=info.context.scope
-        )
-    return memo["strategy_usage"]  # type: ignore[no-any-return]
+    db, scope = info.context.services.db, info.context.scope
+    return await _once_per_operation(  # type: ignore[no-any-return]
+        info, "strategy_usage", lambda: catalog.usage_by_strategy(db, scope=scope)
+    )
+
+
+async def usage_counters(info: Info) -> dict[str, tuple[int, Any]]:
+    """{name: (usage count, best metrics)} of every strategy, read once per request."""
+    db = info.context.services.db
+    return await _once_per_operation(  # type: ignore[no-any-return]
+        info, "strategy_counters", lambda: snapshots.usage_counters(db)
+    )
+
+
+_converted: tuple[snapshots.CatalogSnapshot, dict[str, Strategy]] | None = None
+"""The API objects of the newest catalog snapshot (shared by every request while it lasts)."""
+
+
+async def live_strategies(
+    info: Info, status: ValidationStatus | None, search: str | None
+) -> list[Strategy]:
+    """The live strategies by name, from this process's catalog snapshot: converted once
+    per snapshot, not per request (`store.strategy_snapshot` drops it on any change)."""
+    global _converted
+    snapshot = await snapshots.live_snapshot(info.context.services.db)
+    if _converted is None or _converted[0] is not snapshot:
+        _converted = snapshot, {row.name: Strategy.from_row(row, counted=False) for row in snapshot.rows}
+    by_name = _converted[1]
+    rows = catalog.filter_rows(
+        snapshot.rows, status=None if status is None else status.value, search=search
+    )
+    return [by_name[row.name] for row in rows]
 
 
 async def strategy_or_not_found(info: Info, name: str) -> Any:
@@ -226,12 +279,7 @@ class StrategyQueries:
     async def strategies(
         self, info: Info, status: ValidationStatus | None = None, search: str | None = None
     ) -> list[Strategy]:
-        rows = await catalog.list_strategy_rows(
-            info.context.services.db,
-            status=None if status is None else status.value,
-            search=search,
-        )
-        return [Strategy.from_row(row) for row in rows]
+        return await live_strategies(info, status, search)
 
     @strawberry.field(description="One strategy by name; NOT_FOUND (with a suggestion) if unknown.")
     async def strategy(self, info: Info, name: str) -> Strategy:

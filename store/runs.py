@@ -32,6 +32,7 @@ from store.run_leases import (
     reap_expired,
 )
 from store.run_queries import get_equity, get_trades, list_runs, run_stats, visible_run_ids
+from store.run_view import RunView, read_run
 from store.scope import SYSTEM, Scope, require_change
 from store.strategy_usage import note_run_success
 
@@ -39,6 +40,7 @@ __all__ = [
     "SEQ_ATTEMPT_GAP",
     "Control",
     "ReapResult",
+    "RunView",
     "cancel_run",
     "claim_run",
     "create_run",
@@ -52,6 +54,7 @@ __all__ = [
     "heartbeat",
     "list_runs",
     "mark_cancelled",
+    "read_run",
     "reap",
     "reap_expired",
     "release_run",

@@ -27,6 +27,7 @@ from store.db import Database
 from store.errors import ForbiddenError, NotFoundError
 from store.models import StrategyRow, utcnow
 from store.scope import Scope
+from store.strategy_snapshot import catalog_write
 from store.strategy_usage import bump_usage, note_run_success, strategy_stats, usage_by_strategy
 from strategies.base import ParamError, Strategy
 from strategies.discovery import (
@@ -47,6 +48,7 @@ __all__ = [
     "claim_settings",
     "code_hash",
     "delete_strategy",
+    "filter_rows",
     "find_strategy",
     "get_strategy_row",
     "list_strategy_rows",
@@ -101,7 +103,7 @@ async def _upsert(db: Database, spec: StrategySpec) -> None:
     }
     for tries in (1, 2):  # a concurrent insert of the same name: update it instead
         try:
-            async with db.session() as s:
+            async with catalog_write(db) as s:
                 row = await _by_name(s, spec.name)
                 if row is None:
                     s.add(StrategyRow(
@@ -152,7 +154,7 @@ async def _mark_file_error(db: Database, error: DiscoveryError) -> None:
     }
     if error.code_hash is not None:
         values["code_hash"] = error.code_hash
-    async with db.session() as s:
+    async with catalog_write(db) as s:
         rows = list((await s.execute(select(StrategyRow).where(StrategyRow.path == error.path))).scalars())
         if rows:
             live = [r.id for r in rows if not r.deleted]
@@ -171,7 +173,7 @@ async def _mark_missing(db: Database, result: DiscoveryResult) -> None:
     found = {spec.name for spec in result.found}
     broken = {e.path for e in result.errors if e.step in FILE_STEPS}
     now = utcnow()
-    async with db.session() as s:
+    async with catalog_write(db) as s:
         rows = (await s.execute(select(StrategyRow).where(StrategyRow.deleted_at.is_(None)))).scalars()
         for row in list(rows):
             if row.name in found or (row.path is not None and row.path in broken):
@@ -231,10 +233,21 @@ async def list_strategy_rows(
         q = q.where(StrategyRow.validation_status.in_([status] if isinstance(status, str) else status))
     async with db.read() as s:
         rows = list((await s.execute(q)).scalars())
+    return filter_rows(rows, search=search)
+
+
+def filter_rows(
+    rows: Iterable[StrategyRow], *, status: str | None = None, search: str | None = None
+) -> list[StrategyRow]:
+    """The rows with validation `status` whose name, description, class, module, path or
+    a tag contains `search` (case-insensitive substring)."""
     text = (search or "").strip().lower()
-    if text:  # a catalog holds hundreds of rows at most; tags are JSON in either database
-        rows = [r for r in rows if any(text in h.lower() for h in _haystack(r))]
-    return rows
+    # a catalog holds hundreds of rows at most; tags are JSON in either database
+    return [
+        row for row in rows
+        if (status is None or row.validation_status == status)
+        and (not text or any(text in h.lower() for h in _haystack(row)))
+    ]
 
 
 def _haystack(row: StrategyRow) -> list[str]:
@@ -277,7 +290,7 @@ async def update_strategy(
         values["tags"] = sorted({t.strip() for t in tags or [] if t.strip()})
     if default_params is not _UNSET:
         values["default_params"] = dict(default_params) if default_params else None
-    async with db.session() as s:
+    async with catalog_write(db) as s:
         await s.execute(update(StrategyRow).where(StrategyRow.id == row.id).values(**values))
     return await get_strategy_row(db, name)
 
@@ -293,7 +306,7 @@ async def claim_settings(db: Database, name: str, scope: Scope) -> StrategyRow:
             "may change them"
         )
     if row.owner_id is None and scope.user_id is not None:
-        async with db.session() as s:
+        async with catalog_write(db) as s:
             await s.execute(
                 update(StrategyRow)
                 .where(StrategyRow.id == row.id, StrategyRow.owner_id.is_(None))
@@ -305,7 +318,7 @@ async def claim_settings(db: Database, name: str, scope: Scope) -> StrategyRow:
 async def mark_missing(db: Database, name: str, reason: str) -> StrategyRow:
     """A strategy whose code is gone: kept (its runs refer to it) but not runnable."""
     row = await get_strategy_row(db, name)
-    async with db.session() as s:
+    async with catalog_write(db) as s:
         await s.execute(
             update(StrategyRow).where(StrategyRow.id == row.id).values(
                 validation_status="missing", validation_error=reason, updated_at=utcnow()
@@ -318,7 +331,7 @@ async def delete_strategy(db: Database, name: str) -> StrategyRow:
     """Soft delete: hidden from lists and refused for new runs; past runs keep the name."""
     row = await get_strategy_row(db, name)
     now = utcnow()
-    async with db.session() as s:
+    async with catalog_write(db) as s:
         await s.execute(
             update(StrategyRow).where(StrategyRow.id == row.id).values(deleted_at=now, updated_at=now)
         )
@@ -343,7 +356,7 @@ async def record_validation(
     stmt = update(StrategyRow).where(StrategyRow.id == row.id)
     if code_hash is not None:
         stmt = stmt.where(StrategyRow.code_hash == code_hash)
-    async with db.session() as s:
+    async with catalog_write(db) as s:
         await s.execute(
             stmt.values(
                 validation_status="valid" if ok else "invalid",

@@ -155,6 +155,10 @@ class Services(StrategyServices):
     async def get_run(self, run_id: str) -> RunRow:
         return await run_store.get_run(self.db, str(run_id), scope=self.scope)
 
+    async def read_run(self, run_id: str) -> run_store.RunView:
+        """`get_run` for display only: a read-only row with `RunRow`'s column attributes."""
+        return await run_store.read_run(self.db, str(run_id), scope=self.scope)
+
     async def list_runs(self, **filters: Any) -> Page[RunRow]:
         return await run_store.list_runs(self.db, scope=self.scope, **filters)
 

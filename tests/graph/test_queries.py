@@ -131,3 +131,20 @@ async def test_stats_and_health(api: Api) -> None:
     }
     response = await api.client.get("/health")
     assert response.status_code == 200 and response.json()["ok"] is True
+
+
+async def test_run_by_id_reads_what_the_list_reads(api: Api) -> None:
+    """`run(id)` reads a plain row (raw asyncpg on PostgreSQL), `runs` ORM objects: every
+    field of a finished run must come out the same."""
+    fields = (
+        "id status seq progress stage strategy datasetId params options metrics error attempt "
+        "cancelRequested createdAt startedAt finishedAt durationMs nBars nTrades engine shared "
+        "terminal monthlyReturns { year month returnPct } summary { sharpe nTrades }"
+    )
+    done = await api.data(RUN, {"input": {"strategy": "ema_crossover", "datasetId": await sample_id(api)}})
+    run_id = done["runBacktest"]["id"]
+    one = (await api.data(f"query($id: ID!) {{ run(id: $id) {{ {fields} }} }}", {"id": run_id}))["run"]
+    listed = (await api.data(f"{{ runs(first: 50) {{ edges {{ node {{ {fields} }} }} }} }}"))["runs"]
+    assert one == next(e["node"] for e in listed["edges"] if e["node"]["id"] == run_id)
+    assert one["status"] == "SUCCEEDED" and one["terminal"] and one["metrics"] and one["engine"]
+    assert datetime.fromisoformat(one["finishedAt"]).utcoffset() is not None

@@ -57,3 +57,39 @@ async def test_trials_are_a_budget_of_their_own(limiter: RateLimiter) -> None:
     assert grid.allowed and grid.count == 10_000
     over = await limiter.hit("trials", subject, limit=trials, window_s=60, cost=trials)
     assert not over.allowed and over.count == 10_000 and over.retry_after > 0
+
+
+async def test_batched_budget_holds_across_processes(redis_url: str) -> None:
+    """Two API processes (two limiters on one Redis) share a large request budget: single
+    hits are reserved in batches, yet together they never exceed the limit, and they are
+    refused at most one unused batch per process early."""
+    import redis.asyncio as aioredis
+
+    clients = [aioredis.Redis.from_url(redis_url) for _ in range(2)]
+    try:
+        a, b = (RedisRateLimiter(c, batch_max=10) for c in clients)
+        subject, limit = uuid.uuid4().hex, 1000  # batches of 10 (1/100 of the limit)
+        calls = 0
+        script = a._reserve
+
+        async def counted(*args: object, **kwargs: object) -> object:
+            nonlocal calls
+            calls += 1
+            return await script(*args, **kwargs)
+
+        a._reserve = counted  # type: ignore[method-assign]
+        allowed = 0
+        for i in range(1200):
+            limiter = a if i % 3 else b
+            allowed += (await limiter.hit("requests", subject, limit=limit, window_s=60)).allowed
+            if i == 899:
+                assert allowed == 900 and calls <= 61  # 600 hits of `a`: one Redis call per 10
+        assert limit - 2 * 9 <= allowed <= limit
+        refused = await b.hit("requests", subject, limit=limit, window_s=60)
+        assert not refused.allowed and refused.count == limit and refused.retry_after > 0
+        # Small budgets stay exact: every hit is counted in Redis.
+        runs = [await (a if i % 2 else b).hit("runs", subject, limit=5, window_s=60) for i in range(7)]
+        assert [r.allowed for r in runs] == [True] * 5 + [False] * 2
+    finally:
+        for c in clients:
+            await c.aclose()
