@@ -13,7 +13,6 @@ user's rows and the ones shared with the team.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -30,6 +29,7 @@ from sqlalchemy import func, select, update
 from store.db import Database
 from store.errors import BadInputError, ConflictError, NotFoundError, StoreError
 from store.models import TokenRow, UserRow, utcnow
+from store.notify import listen
 from store.scope import SYSTEM, Scope
 
 __all__ = [
@@ -238,39 +238,8 @@ async def follow_revocations(
     SQLite, whose one process hears `on_revocation`). `on_live(True)` once listening,
     `on_live(False)` as soon as the connection is lost (it reconnects by itself): only
     while live may a caller trust what it cached."""
-    if db.dialect != "postgresql":
-        return
-    import asyncpg
-
-    dsn = db.url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
-    delay = 0.1
-    while True:
-        conn: Any = None
-        try:
-            conn = await asyncpg.connect(dsn, timeout=5)
-            lost = asyncio.get_running_loop().create_future()
-            conn.add_termination_listener(lambda c, f=lost: f.done() or f.set_result(None))
-            await conn.add_listener(
-                REVOCATION_CHANNEL, lambda c, pid, channel, payload: on_revoked(str(payload))
-            )
-            on_live(True)
-            delay = 0.1
-            while not lost.done():  # a dead connection shows only when used: ping it
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(lost), ping_s)
-                if not lost.done():
-                    await conn.fetchval("SELECT 1", timeout=ping_s)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("token revocation feed lost (%s); reconnecting", exc)
-        finally:
-            on_live(False)
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(conn.close(), 1.0)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 2.0)
+    await listen(db, REVOCATION_CHANNEL, on_revoked, on_live, ping_s=ping_s,
+                 what="token revocation feed")
 
 
 async def list_tokens(

@@ -16,8 +16,6 @@ catalog changes: callers read those fresh (`usage_counters`), never from a snaps
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import Database
 from store.models import StrategyRow
+from store.notify import listen
 
 __all__ = [
     "CATALOG_CHANNEL",
@@ -40,7 +39,6 @@ __all__ = [
     "usage_counters",
 ]
 
-log = logging.getLogger("backtester.store")
 
 CATALOG_CHANNEL = "bt_strategy_catalog"
 """PostgreSQL NOTIFY channel: some process changed the strategy catalog (no payload)."""
@@ -148,35 +146,6 @@ def _set_live(feed: _Feed, live: bool) -> None:
 async def follow_catalog(db: Database, *, ping_s: float = 5.0) -> None:
     """LISTEN for catalog changes on PostgreSQL until cancelled, keeping snapshots only
     while listening (returns at once on SQLite: no snapshots there)."""
-    if db.dialect != "postgresql":
-        return
-    import asyncpg
-
     feed = _feed(db)
-    dsn = db.url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
-    delay = 0.1
-    while True:
-        conn: Any = None
-        try:
-            conn = await asyncpg.connect(dsn, timeout=5)
-            lost = asyncio.get_running_loop().create_future()
-            conn.add_termination_listener(lambda c, f=lost: f.done() or f.set_result(None))
-            await conn.add_listener(CATALOG_CHANNEL, lambda *_: feed.changed())
-            _set_live(feed, True)
-            delay = 0.1
-            while not lost.done():  # a dead connection shows only when used: ping it
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(lost), ping_s)
-                if not lost.done():
-                    await conn.fetchval("SELECT 1", timeout=ping_s)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("strategy catalog feed lost (%s); reconnecting", exc)
-        finally:
-            _set_live(feed, False)
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(conn.close(), 1.0)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 2.0)
+    await listen(db, CATALOG_CHANNEL, lambda _: feed.changed(), lambda live: _set_live(feed, live),
+                 ping_s=ping_s, what="strategy catalog feed")
