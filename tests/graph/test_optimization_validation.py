@@ -4,8 +4,6 @@ the field, `optimizationStats` and `Optimization.stats`."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,11 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from engine.optim.overfit import deflated_sharpe_ratio
-from graph.context import Context
-from graph.schema import schema
-from store.auth import LOCAL_PRINCIPAL
 from tests.graph.conftest import Api
-from tests.graph.test_optimizations import ESTIMATE, START, finished, input_for
+from tests.graph.test_optimizations import ESTIMATE, START, finished, follow, input_for
 
 TRIALS = """query($id: ID!) { optimization(id: $id) { validation
   trials(first: 50) { edges { node { number window metrics inSample outOfSample } } } } }"""
@@ -77,16 +72,7 @@ async def test_walk_forward_windows_equity_and_progress(api: Api) -> None:
     assert est["windows"] >= 3 and est["trials"] == 9 * est["windows"]
     opt = (await api.data(START, {"input": inp}))["startOptimization"]
     assert opt["total"] == est["trials"]
-    context = Context(services=api.stack.services, health=api.stack.health,
-                      principal=LOCAL_PRINCIPAL)
-    events = []
-    async with asyncio.timeout(60):
-        results = await schema.subscribe(PROGRESS, variable_values={"id": opt["id"]},
-                                         context_value=context)
-        async with contextlib.aclosing(results):  # type: ignore[type-var]
-            async for result in results:  # type: ignore[union-attr]
-                assert not result.errors, result.errors
-                events.append(result.data["optimizationProgress"])
+    events = await follow(api, PROGRESS, opt["id"], 60)
     assert events[-1]["type"] == "TERMINAL" and events[-1]["status"] == "SUCCEEDED"
     assert events[-1]["completed"] == events[-1]["total"] == est["trials"]
     done = await finished(api, opt["id"])

@@ -42,22 +42,28 @@ async def finished(api: Api, opt_id: str, timeout: float = 30) -> dict[str, Any]
             await asyncio.sleep(0.1)
 
 
+async def follow(api: Api, subscription: str, opt_id: str, timeout: float) -> list[Any]:
+    """Every `optimizationProgress` event of `subscription` for `opt_id`, to its end."""
+    context = Context(services=api.stack.services, health=api.stack.health,
+                      principal=LOCAL_PRINCIPAL)
+    events = []
+    async with asyncio.timeout(timeout):
+        results = await schema.subscribe(subscription, variable_values={"id": opt_id},
+                                         context_value=context)
+        async with contextlib.aclosing(results):  # type: ignore[type-var]
+            async for result in results:  # type: ignore[union-attr]
+                assert not result.errors, result.errors
+                events.append(result.data["optimizationProgress"])
+    return events
+
+
 async def test_estimate_start_follow_and_query(api: Api) -> None:
     inp = await input_for(api)
     est = (await api.data(ESTIMATE, {"input": inp}))["estimateOptimization"]
     assert est["trials"] == 9 and est["seconds"] >= 0 and est["bars"] > 0
     opt = (await api.data(START, {"input": inp}))["startOptimization"]
     assert opt["status"] == "QUEUED" and opt["total"] == 9
-    context = Context(services=api.stack.services, health=api.stack.health,
-                      principal=LOCAL_PRINCIPAL)
-    events = []
-    async with asyncio.timeout(30):
-        results = await schema.subscribe(PROGRESS, variable_values={"id": opt["id"]},
-                                         context_value=context)
-        async with contextlib.aclosing(results):  # type: ignore[type-var]
-            async for result in results:  # type: ignore[union-attr]
-                assert not result.errors, result.errors
-                events.append(result.data["optimizationProgress"])
+    events = await follow(api, PROGRESS, opt["id"], 30)
     assert events[0]["type"] == "SNAPSHOT" and events[-1]["type"] == "TERMINAL"
     assert events[-1]["status"] == "SUCCEEDED" and events[-1]["completed"] == 9
     seqs = [e["seq"] for e in events[:-1]]

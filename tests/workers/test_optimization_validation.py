@@ -3,8 +3,6 @@ out-of-sample metrics, walk-forward equal to the engine's driver, input errors, 
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,7 +22,7 @@ from store.models import RunStatus
 from strategies.registry import get_strategy
 from tests.workers.conftest import Embedded, close_embedded, open_embedded
 from tests.workers.test_arq_e2e import close_team, open_team
-from tests.workers.test_optimizations import all_trials, wait_terminal
+from tests.workers.test_optimizations import all_trials, cancel_once_running, wait_terminal
 from workers.optimization_jobs import make_optimizer, row_spec
 from workers.optimization_results import STORED_POINTS
 
@@ -184,15 +182,8 @@ async def test_walk_forward_cancel_within_two_seconds(embedded: Embedded) -> Non
     spec = {"strategy": "ema_crossover", "dataset_id": e.dataset_id, "method": "random",
             "max_trials": 50_000, "batch_size": 4, "objectives": ["sharpe"],
             "validation": {"walk_forward": {"train": "5D", "test": "2D"}}}
-    row = await e.services.optimizations.start(spec)
-    for _ in range(100):
-        if (await opt_store.get_optimization(e.db, row.id)).completed > 0:
-            break
-        await asyncio.sleep(0.1)
-    t0 = time.monotonic()
-    await e.services.optimizations.cancel(row.id)
-    done = await wait_terminal(e, row.id, 5)
-    assert done.status is RunStatus.CANCELLED and time.monotonic() - t0 < 2.0
+    row, done, seconds = await cancel_once_running(e, spec)
+    assert done.status is RunStatus.CANCELLED and seconds < 2.0
     assert done.walk_forward is not None and not done.walk_forward["tested"]
     assert len(done.walk_forward["windows"]) == len(row.validation["windows"]) >= 2
 
