@@ -31,6 +31,7 @@ __all__ = [
     "drawdown_update_nb",
     "kth_smallest_nb",
     "metrics_from_parts_nb",
+    "metrics_from_stats_nb",
     "metrics_into_nb",
     "metrics_nb",
     "return_stats_into_nb",
@@ -123,10 +124,61 @@ def drawdown_init_nb(initial_cash: float) -> Drawdown:
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def drawdown_update_nb(d: Drawdown, equity: np.ndarray, ts: np.ndarray, i0: int) -> Drawdown:
-    """Scan bars i0 .. i0 + len(equity) - 1 (`equity` holds just those bars)."""
+    """Scan bars i0 .. i0 + len(equity) - 1 (`equity` holds just those bars).
+
+    Runs of _DD_RUN bars that stay below the peak (no new peak, no NaN: the usual case
+    under water) take a branch-free path: the trough and the lowest equity are then just
+    minima, the same values the bar-by-bar rules give.
+    """
     peak, peak_idx, under, trough = d.peak, d.peak_idx, d.under, d.trough
     mdd, dd_bars, dd_ns, low, prev = d.mdd, d.dd_bars, d.dd_ns, d.low, d.prev
-    for t in range(equity.shape[0]):
+    size = equity.shape[0]
+    t = 0
+    # A run's bit patterns as integers: for doubles with the sign bit clear the integer
+    # order is the float order (NaN above +inf), and integer min/max vectorize.
+    bits = equity.view(np.int64)
+    box = np.empty(1, dtype=np.int64)
+    fbox = box.view(np.float64)
+    while t + _DD_RUN <= size:
+        lo_b = hi_b = bits[t]
+        for u in range(t + 1, t + _DD_RUN - 1):
+            v = bits[u]
+            lo_b = v if v < lo_b else lo_b
+            hi_b = v if v > hi_b else hi_b
+        last_b = bits[t + _DD_RUN - 1]
+        hi_b = last_b if last_b > hi_b else hi_b
+        box[0] = hi_b
+        ok = min(lo_b, last_b) >= 0 and fbox[0] < peak  # all >= +0.0, no NaN, below peak
+        box[0] = lo_b
+        mn = fbox[0]  # the run's minimum but its last bar
+        e = equity[t + _DD_RUN - 1]
+        if not ok:
+            low, prev, peak, peak_idx, under, trough, mdd, dd_bars, dd_ns = _dd_bars_nb(
+                equity, ts, i0, t, t + _DD_RUN, peak, peak_idx, under, trough, mdd, dd_bars,
+                dd_ns, low, prev)
+        else:
+            low = prev if prev < low else low
+            low = mn if mn < low else low
+            prev = e
+            mn = e if e < mn else mn
+            trough = (mn if mn < trough else trough) if under else mn
+            under = True
+        t += _DD_RUN
+    low, prev, peak, peak_idx, under, trough, mdd, dd_bars, dd_ns = _dd_bars_nb(
+        equity, ts, i0, t, size, peak, peak_idx, under, trough, mdd, dd_bars, dd_ns, low, prev)
+    return Drawdown(peak, peak_idx, under, trough, mdd, dd_bars, dd_ns, low, prev)
+
+
+_DD_RUN = 64
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _dd_bars_nb(
+    equity: np.ndarray, ts: np.ndarray, i0: int, t0: int, t1: int, peak: float, peak_idx: int,
+    under: bool, trough: float, mdd: float, dd_bars: int, dd_ns: int, low: float, prev: float,
+) -> tuple[float, float, float, int, bool, float, float, int, int]:
+    """The drawdown rules bar by bar over equity[t0:t1]."""
+    for t in range(t0, t1):
         i = i0 + t
         e = equity[t]
         low = prev if prev < low else low
@@ -144,7 +196,7 @@ def drawdown_update_nb(d: Drawdown, equity: np.ndarray, ts: np.ndarray, i0: int)
         else:
             under = True
             trough = e
-    return Drawdown(peak, peak_idx, under, trough, mdd, dd_bars, dd_ns, low, prev)
+    return low, prev, peak, peak_idx, under, trough, mdd, dd_bars, dd_ns
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -193,6 +245,30 @@ def metrics_from_parts_nb(
     """The metrics vector from an n-bar run's final equity, its drawdown scan over all n
     bars and its n - 1 bar returns in `rets` (= work[:n-1]; read only when the equity
     stayed > 0; the rest of `work` is scratch)."""
+    nan = np.nan
+    stats = (nan, nan, nan, nan, nan)
+    if n - 1 >= 1 and d.low > 0.0:
+        stats = return_stats_rets_nb(rets, work)
+    return metrics_from_stats_nb(final, n, ts, d, stats, trades, n_closed, open_bars, n_open,
+                                 initial_cash, bars_per_year)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def metrics_from_stats_nb(
+    final: float,
+    n: int,
+    ts: np.ndarray,
+    d: Drawdown,
+    stats: tuple[float, float, float, float, float],
+    trades: np.ndarray,
+    n_closed: int,
+    open_bars: int,
+    n_open: int,
+    initial_cash: float,
+    bars_per_year: float,
+) -> np.ndarray:
+    """`metrics_from_parts_nb` given the return statistics (`return_stats_rets_nb` of the
+    bar returns; used only when n >= 2 and the equity stayed > 0)."""
     out = np.full(N_METRICS, np.nan)
     out[M_BPY] = bars_per_year
     out[M_N_TRADES] = n_closed
@@ -225,7 +301,7 @@ def metrics_from_parts_nb(
         out[M_CALMAR] = cagr / (mdd * 100.0)
     # Return statistics: undefined once equity has reached zero (returns lose meaning).
     if m >= 1 and d.low > 0.0:
-        mean, sd, dsd, var, cvar = return_stats_rets_nb(rets, work)
+        mean, sd, dsd, var, cvar = stats
         if m >= 2:
             out[M_VOL] = sd * ann * 100.0
             if sd > 0.0:

@@ -2,247 +2,116 @@
 
 `simulate_nb` processes bars [state.bar, end) and returns the new `SimState`, so a run
 can be split into chunks of any size with bit-identical results. The execution rules
-are documented in `engine.backtest`; this module only implements them. Integer enums
-below are the kernel's vocabulary; `engine.backtest` maps them to names.
+are documented in `engine.backtest`; this module only implements them (the order
+arithmetic is in `engine.orders_nb`). The integer enums, record columns and state types
+(`engine.sim_types_nb`, re-exported here) are the kernel's vocabulary; `engine.backtest`
+maps them to names.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 from numba import njit
 
-# Directions (EngineOptions.direction).
-DIR_LONG_SHORT = 0
-DIR_LONG_ONLY = 1
-DIR_SHORT_ONLY = 2
-DIRECTIONS = ("long_short", "long_only", "short_only")
+from engine.orders_nb import (
+    P_ENTRY_COMM,
+    P_ENTRY_IDX,
+    P_ENTRY_PRICE,
+    P_QTY,
+    P_STOP,
+    P_TARGET,
+    P_TRAIL_DIST,
+    P_TRAIL_REF,
+    _enter_nb,
+    _exit_nb,
+    _protect_nb,
+    commission_nb,
+    entry_qty_nb,
+    fill_price_nb,
+)
+from engine.sim_types_nb import (  # re-exported: the kernel's vocabulary
+    DIR_LONG_ONLY,
+    DIR_LONG_SHORT,
+    DIR_SHORT_ONLY,
+    DIRECTIONS,
+    EXIT_END_OF_DATA,
+    EXIT_REASONS,
+    EXIT_SIGNAL,
+    EXIT_SQUARE_OFF,
+    EXIT_STOP,
+    EXIT_TARGET,
+    EXIT_TRAILING,
+    L_BAR,
+    L_CASH,
+    L_POS,
+    L_PRICE,
+    L_QTY,
+    N_LOG_FIELDS,
+    N_TRADE_FIELDS,
+    SIZE_LOTS,
+    SIZE_MODES,
+    SIZE_NOTIONAL,
+    SIZE_PERCENT,
+    SIZE_UNITS,
+    T_BARS_HELD,
+    T_COMMISSION,
+    T_ENTRY_IDX,
+    T_ENTRY_PRICE,
+    T_EXIT_IDX,
+    T_EXIT_PRICE,
+    T_PNL,
+    T_QTY,
+    T_REASON,
+    T_SIDE,
+    SimParams,
+    SimState,
+    initial_state_nb,
+)
 
-# Size modes (EngineOptions.size_mode).
-SIZE_UNITS = 0
-SIZE_LOTS = 1
-SIZE_NOTIONAL = 2
-SIZE_PERCENT = 3
-SIZE_MODES = ("units", "lots", "notional", "percent")
-
-# Exit reasons, in Trade.exit_reason order.
-EXIT_SIGNAL = 0
-EXIT_STOP = 1
-EXIT_TARGET = 2
-EXIT_TRAILING = 3
-EXIT_SQUARE_OFF = 4
-EXIT_END_OF_DATA = 5
-EXIT_REASONS = ("signal", "stop", "target", "trailing", "square_off", "end_of_data")
-
-# Columns of the float64 trade record matrix (indices are exact in float64).
-T_ENTRY_IDX = 0
-T_EXIT_IDX = 1
-T_SIDE = 2
-T_QTY = 3
-T_ENTRY_PRICE = 4
-T_EXIT_PRICE = 5
-T_PNL = 6
-T_COMMISSION = 7
-T_REASON = 8
-T_BARS_HELD = 9
-N_TRADE_FIELDS = 10
-
-
-class SimParams(NamedTuple):
-    """Numeric options for the kernel; NaN disables a level, -1 disables a clock rule."""
-
-    initial_cash: float
-    direction: int
-    size_mode: int
-    size_value: float
-    lot_size: float
-    allow_fractional: bool
-    delta: float
-    comm_fixed: float
-    comm_unit: float
-    comm_pct: float
-    slip_bps: float
-    slip_ticks: float
-    tick_size: float
-    stop_pct: float
-    target_pct: float
-    trail_pct: float
-    stop_atr: float
-    target_atr: float
-    trail_atr: float
-    square_off: int
-    no_entry_after: int
-
-
-class SimState(NamedTuple):
-    """Everything a chunk hands to the next one."""
-
-    bar: int  # next bar to process
-    n_trades: int  # closed trades written to the record matrix
-    pos: int  # -1, 0, +1
-    qty: float
-    entry_idx: int
-    entry_price: float
-    entry_comm: float
-    stop: float  # stop level (NaN: none)
-    target: float  # target level (NaN: none)
-    trail_dist: float  # trailing distance (NaN: none)
-    trail_ref: float  # best price since entry, excluding the current bar
-    cash: float
-    equity: float  # equity at the last processed close
-    blocked: int  # side barred from re-entry after a protective exit (0: none)
-
-
-@njit(nogil=True, cache=True, error_model="numpy")
-def initial_state_nb(initial_cash: float) -> SimState:
-    """State before bar 0: flat, all cash."""
-    nan = np.nan
-    return SimState(0, 0, 0, 0.0, -1, nan, 0.0, nan, nan, nan, nan, initial_cash, initial_cash, 0)
-
-
-@njit(nogil=True, cache=True, error_model="numpy")
-def fill_price_nb(price: float, side: int, p: SimParams) -> float:
-    """Price paid (side +1, buy) or received (side -1, sell) after slippage."""
-    if side > 0:
-        return price * (1.0 + p.slip_bps / 1e4) + p.slip_ticks * p.tick_size
-    return price * (1.0 - p.slip_bps / 1e4) - p.slip_ticks * p.tick_size
-
-
-@njit(nogil=True, cache=True, error_model="numpy")
-def commission_nb(fill: float, qty: float, p: SimParams) -> float:
-    """Commission of one order: fixed + per unit + percent of notional."""
-    return p.comm_fixed + p.comm_unit * qty + p.comm_pct / 100.0 * fill * qty
-
-
-@njit(nogil=True, cache=True, error_model="numpy")
-def entry_qty_nb(fill: float, equity: float, p: SimParams) -> float:
-    """Quantity for an entry at `fill` given equity at the previous close (<= 0: no entry)."""
-    mode = p.size_mode
-    if mode == SIZE_UNITS:
-        return p.size_value
-    if mode == SIZE_LOTS:
-        return p.size_value * p.lot_size
-    qty = p.size_value / fill if mode == SIZE_NOTIONAL else equity * p.size_value / 100.0 / fill
-    if not p.allow_fractional:
-        # lot_size 1 (the default) skips a division on the entry's latency chain; x / 1.0
-        # and x * 1.0 are x exactly, so the quantity is the same bit for bit.
-        qty = np.floor(qty) if p.lot_size == 1.0 else np.floor(qty / p.lot_size) * p.lot_size
-    return qty
-
-
-# Slots of the position scratch array: rare-path data lives in memory, not registers,
-# which keeps the per-bar loop small. The helpers taking it (`_exit_nb`, `_enter_nb`,
-# `_protect_nb`) are inlined into the kernel at numba IR level (inline="always"): as real
-# calls each one increfs and decrefs its array arguments, which halved the speed of runs
-# with protective exits (`_protect_nb` runs on every bar held).
-P_QTY = 0
-P_ENTRY_IDX = 1
-P_ENTRY_PRICE = 2
-P_ENTRY_COMM = 3
-P_STOP = 4
-P_TARGET = 5
-P_TRAIL_DIST = 6
-P_TRAIL_REF = 7
-
-
-@njit(nogil=True, cache=True, error_model="numpy", inline="always")
-def _exit_nb(
-    trades: np.ndarray,
-    k: int,
-    ps: np.ndarray,
-    pos: int,
-    i: int,
-    raw: float,
-    reason: int,
-    at_open: bool,
-    p: SimParams,
-) -> float:
-    """Fill the exit of the open position at `raw`, write trade row k; returns the cash change."""
-    qty = ps[P_QTY]
-    entry_idx = ps[P_ENTRY_IDX]
-    entry_price = ps[P_ENTRY_PRICE]
-    entry_comm = ps[P_ENTRY_COMM]
-    fill = fill_price_nb(raw, -pos, p)
-    comm = commission_nb(fill, qty, p)
-    gross = pos * p.delta * (fill - entry_price) * qty
-    trades[k, T_ENTRY_IDX] = entry_idx
-    trades[k, T_EXIT_IDX] = i
-    trades[k, T_SIDE] = pos
-    trades[k, T_QTY] = qty
-    trades[k, T_ENTRY_PRICE] = entry_price
-    trades[k, T_EXIT_PRICE] = fill
-    trades[k, T_PNL] = gross - entry_comm - comm
-    trades[k, T_COMMISSION] = entry_comm + comm
-    trades[k, T_REASON] = reason
-    trades[k, T_BARS_HELD] = i - entry_idx + (0 if at_open else 1)
-    return gross - comm
-
-
-@njit(nogil=True, cache=True, error_model="numpy", inline="always")
-def _enter_nb(
-    ps: np.ndarray, i: int, o: float, side: int, equity: float, atr: np.ndarray, p: SimParams
-) -> float:
-    """Open `side` at bar i's open; returns the entry commission, NaN if the size is 0."""
-    fill = fill_price_nb(o, side, p)
-    qty = entry_qty_nb(fill, equity, p) if fill > 0.0 else 0.0
-    if not (qty > 0.0 and qty < np.inf):
-        return np.nan
-    comm = commission_nb(fill, qty, p)
-    a = atr[i - 1] if atr.shape[0] > 0 else np.nan
-    ps[P_QTY] = qty
-    ps[P_ENTRY_IDX] = i
-    ps[P_ENTRY_PRICE] = fill
-    ps[P_ENTRY_COMM] = comm
-    if p.stop_pct == p.stop_pct:
-        ps[P_STOP] = fill * (1.0 - side * p.stop_pct / 100.0)
-    else:
-        ps[P_STOP] = fill - side * p.stop_atr * a
-    if p.target_pct == p.target_pct:
-        ps[P_TARGET] = fill * (1.0 + side * p.target_pct / 100.0)
-    else:
-        ps[P_TARGET] = fill + side * p.target_atr * a
-    if p.trail_pct == p.trail_pct:
-        ps[P_TRAIL_DIST] = fill * p.trail_pct / 100.0
-    else:
-        ps[P_TRAIL_DIST] = p.trail_atr * a
-    ps[P_TRAIL_REF] = fill
-    return comm
-
-
-@njit(nogil=True, cache=True, error_model="numpy", inline="always")
-def _protect_nb(
-    ps: np.ndarray, pos: int, i: int, o: float, h: float, lo: float
-) -> tuple[float, int, bool]:
-    """Rules 2c/2d: (raw exit price or NaN, reason, at_open); updates the trailing reference."""
-    level = ps[P_STOP]
-    target = ps[P_TARGET]
-    trail_dist = ps[P_TRAIL_DIST]
-    reason = EXIT_STOP
-    if trail_dist == trail_dist:
-        t_level = ps[P_TRAIL_REF] - pos * trail_dist
-        if level != level or pos * (t_level - level) > 0.0:
-            level = t_level
-            reason = EXIT_TRAILING
-    if ps[P_ENTRY_IDX] < i:  # carried from an earlier bar: gaps fill at the open
-        if pos * (level - o) >= 0.0:
-            return o, reason, True
-        if pos * (o - target) >= 0.0:
-            return o, EXIT_TARGET, True
-    if pos > 0:
-        if lo <= level:
-            return level, reason, False
-        if h >= target:
-            return target, EXIT_TARGET, False
-        ps[P_TRAIL_REF] = max(ps[P_TRAIL_REF], h)
-    else:
-        if h >= level:
-            return level, reason, False
-        if lo <= target:
-            return target, EXIT_TARGET, False
-        ps[P_TRAIL_REF] = min(ps[P_TRAIL_REF], lo)
-    return np.nan, EXIT_STOP, False
-
+__all__ = [
+    "DIRECTIONS",
+    "DIR_LONG_ONLY",
+    "DIR_LONG_SHORT",
+    "DIR_SHORT_ONLY",
+    "EXIT_END_OF_DATA",
+    "EXIT_REASONS",
+    "EXIT_SIGNAL",
+    "EXIT_SQUARE_OFF",
+    "EXIT_STOP",
+    "EXIT_TARGET",
+    "EXIT_TRAILING",
+    "L_BAR",
+    "L_CASH",
+    "L_POS",
+    "L_PRICE",
+    "L_QTY",
+    "N_LOG_FIELDS",
+    "N_TRADE_FIELDS",
+    "SIZE_LOTS",
+    "SIZE_MODES",
+    "SIZE_NOTIONAL",
+    "SIZE_PERCENT",
+    "SIZE_UNITS",
+    "T_BARS_HELD",
+    "T_COMMISSION",
+    "T_ENTRY_IDX",
+    "T_ENTRY_PRICE",
+    "T_EXIT_IDX",
+    "T_EXIT_PRICE",
+    "T_PNL",
+    "T_QTY",
+    "T_REASON",
+    "T_SIDE",
+    "SimParams",
+    "SimState",
+    "commission_nb",
+    "entry_qty_nb",
+    "fill_price_nb",
+    "initial_state_nb",
+    "simulate_log_nb",
+    "simulate_nb",
+    "simulate_off_nb",
+]
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def simulate_nb(
@@ -289,7 +158,57 @@ def simulate_off_nb(
 ) -> SimState:
     """`simulate_nb` writing bar i's equity to equity_out[i - eq_off], so a sweep can keep
     only the current chunk's equity (a cache-sized buffer) instead of the whole curve."""
+    return simulate_log_nb(open_, high, low, close, signals, 0, atr, day_id, minute, p, s, end,
+                           equity_out, eq_off, trades, np.empty((0, N_LOG_FIELDS)),
+                           np.zeros(1, dtype=np.int64))
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _run_end_nb(signals: np.ndarray, start: int, end: int, raw: int) -> int:
+    """The first k in [start, end) with signals[k - 1] != raw, else end (16 at a time)."""
+    s = signals[start - 1 : end - 1]
+    n = s.shape[0]
+    t = 0
+    while t + 16 <= n:
+        acc = 0
+        for u in range(16):
+            acc |= s[t + u] ^ raw
+        if acc != 0:
+            break
+        t += 16
+    while t < n and s[t] == raw:
+        t += 1
+    return start + t
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def simulate_log_nb(
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    signals: np.ndarray,
+    sig_off: int,
+    atr: np.ndarray,
+    day_id: np.ndarray,
+    minute: np.ndarray,
+    p: SimParams,
+    s: SimState,
+    end: int,
+    equity_out: np.ndarray,
+    eq_off: int,
+    trades: np.ndarray,
+    log: np.ndarray,
+    log_n: np.ndarray,
+) -> SimState:
+    """`simulate_off_nb` reading the signal of bar k from signals[k - sig_off] (a chunk
+    buffer) and, when `log` has rows, appending the position state after every bar that took the
+    full path (every bar whose target differs from the position, where state can change)
+    at row log_n[0] (columns L_*), so the equity curve can be recomputed from the closes
+    alone. Stops early, like for `trades`, when `log` is full."""
     n = close.shape[0]
+    logging = log.shape[0] > 0
+    ln = log_n[0]
     cap = trades.shape[0]
     ps = np.empty(8)
     ps[P_QTY] = s.qty
@@ -324,15 +243,26 @@ def simulate_off_nb(
     while i < end:
         if k + 2 > cap:
             break
-        desired = signals[i - 1]
+        raw = signals[i - 1 - sig_off]
+        desired = raw
         if (long_only and desired < 0) or (short_only and desired > 0):
             desired = 0
+        if simple and desired == pos and logging:
+            # Held with the log on: skip to the next change of signal without marking to
+            # market (the caller recomputes those bars from the log); `equity` is then
+            # the last held bar's, by the expression below.
+            i = _run_end_nb(signals, i - sig_off, end - sig_off, raw) + sig_off
+            c = close[i - 1]
+            equity = cash + pos * delta * (c - ps[P_ENTRY_PRICE]) * ps[P_QTY] if pos != 0 else cash
+            continue
         if simple and desired == pos:
             c = close[i]
             equity = cash + pos * delta * (c - ps[P_ENTRY_PRICE]) * ps[P_QTY] if pos != 0 else cash
             equity_out[i - eq_off] = equity
             i += 1
             continue
+        if logging and ln >= log.shape[0]:
+            break
         o = open_[i]
         mod = minute[i] if use_clock else 0
         # (a) square-off at the open.
@@ -375,35 +305,18 @@ def simulate_off_nb(
             pos = 0
         equity = cash + pos * delta * (c - ps[P_ENTRY_PRICE]) * ps[P_QTY] if pos != 0 else cash
         equity_out[i - eq_off] = equity
+        # Flat again at the same cash (an entry refused, e.g. with equity <= 0) changes
+        # nothing the log holds: no row, so such runs cannot grow it bar by bar.
+        if logging and not (pos == 0 and ln > 0 and log[ln - 1, L_POS] == 0.0
+                            and log[ln - 1, L_CASH] == cash):
+            log[ln, L_BAR] = i
+            log[ln, L_CASH] = cash
+            log[ln, L_POS] = pos
+            log[ln, L_PRICE] = ps[P_ENTRY_PRICE]
+            log[ln, L_QTY] = ps[P_QTY]
+            ln += 1
         i += 1
+    log_n[0] = ln
     return SimState(i, k, pos, ps[P_QTY], int(ps[P_ENTRY_IDX]), ps[P_ENTRY_PRICE],
                     ps[P_ENTRY_COMM], ps[P_STOP], ps[P_TARGET], ps[P_TRAIL_DIST],
                     ps[P_TRAIL_REF], cash, equity, blocked)
-
-
-@njit(nogil=True, cache=True, error_model="numpy")
-def simulate_all_nb(
-    open_: np.ndarray,
-    high: np.ndarray,
-    low: np.ndarray,
-    close: np.ndarray,
-    signals: np.ndarray,
-    atr: np.ndarray,
-    day_id: np.ndarray,
-    minute: np.ndarray,
-    p: SimParams,
-    equity_out: np.ndarray,
-    capacity: int,
-) -> tuple[SimState, np.ndarray]:
-    """Simulate every bar in one call, growing the trade matrix as needed (sweeps use this)."""
-    n = close.shape[0]
-    trades = np.empty((max(capacity, 2), N_TRADE_FIELDS))
-    s = initial_state_nb(p.initial_cash)
-    while True:
-        s = simulate_nb(open_, high, low, close, signals, atr, day_id, minute, p, s, n,
-                        equity_out, trades)
-        if s.bar >= n:
-            return s, trades
-        bigger = np.empty((trades.shape[0] * 2, N_TRADE_FIELDS))
-        bigger[: s.n_trades] = trades[: s.n_trades]
-        trades = bigger

@@ -5,6 +5,11 @@ Every set is simulated by the same kernel and scored by the same metrics core as
 bit); only trade lists, monthly returns and timing are left out. Results are dicts of
 float64 arrays keyed by `engine.metrics.METRIC_KEYS`, NaN where a metric is undefined.
 
+EMA-crossover sweeps under options without protective levels or clock rules (the usual
+optimization setting) run on the tiled kernel (`engine.sweep_tile_nb`: a few fast x slow
+periods walk the bars together in cache-sized chunks, returns are never stored), the
+others set by set (`engine.sweep_nb`); both give the same numbers.
+
 Block statistics (opt-in, `blocks=S > 0`, for the probability of backtest overfitting):
 the result also holds "block_n", "block_sum" and "block_sumsq", float64 [n_sets, S]: per
 set the count, sum and sum of squares of its bar returns equity[i] / equity[i-1] - 1
@@ -41,7 +46,9 @@ from engine.bars import Bars
 from engine.errors import EngineInputError
 from engine.metrics import METRIC_KEYS, metrics_to_dict
 from engine.options import EngineOptions
+from engine.simulate_nb import SimParams
 from engine.sweep_nb import sweep_ema_nb, sweep_signals_nb
+from engine.sweep_tile_nb import ema_rows_nb, sweep_ema_tiled_nb
 
 __all__ = ["BLOCK_KEYS", "launch_guard", "sweep", "sweep_ema_crossover", "sweep_row", "sweep_signals"]
 
@@ -51,6 +58,8 @@ _THREADSAFE_LAYERS = ("tbb", "omp")
 _LANES_PER_THREAD = 4  # buffer sets per thread in a sweep kernel (load balance)
 _CHUNK_BARS = 8192  # a set's bars go by in chunks this long (their data stays in L2 cache)
 _LAUNCH_LOCK = threading.Lock()
+_TILE = (2, 4)  # fast x slow periods per tile of the tiled EMA kernel (small: even lanes)
+_TILE_LANES_PER_THREAD = 2  # its buffer sets per thread (tiles are dealt to them in turn)
 
 
 def launch_guard() -> contextlib.AbstractContextManager[Any]:
@@ -67,6 +76,10 @@ BLOCK_KEYS = ("block_n", "block_sum", "block_sumsq")
 
 def _lanes() -> int:
     return _LANES_PER_THREAD * numba.get_num_threads()
+
+
+def _lanes_tiled() -> int:
+    return _TILE_LANES_PER_THREAD * numba.get_num_threads()
 
 
 def _as_dict(matrix: np.ndarray, blk: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -159,6 +172,46 @@ def _tiles(f: np.ndarray, s: np.ndarray, max_periods: int) -> list[np.ndarray]:
     return np.split(order, cuts)
 
 
+def _plain(p: SimParams) -> bool:
+    """No protective levels and no clock rules: positions change only with the target."""
+    levels = (p.stop_pct, p.target_pct, p.trail_pct, p.stop_atr, p.target_atr, p.trail_atr)
+    return all(v != v for v in levels) and p.square_off < 0 and p.no_entry_after < 0
+
+
+def _tile_order(fi: np.ndarray, si: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(set order, tile starts + end) for the tiled kernel: tiles of up to _TILE[0] fast x
+    _TILE[1] slow periods (by rank among the group's periods), in (fast, slow) order."""
+    _, f_rank = np.unique(fi, return_inverse=True)
+    us, s_rank = np.unique(si, return_inverse=True)
+    tile = (f_rank // _TILE[0]) * (us.shape[0] // _TILE[1] + 1) + s_rank // _TILE[1]
+    order = np.lexsort((si, fi, tile))
+    starts = np.flatnonzero(np.diff(tile[order])) + 1
+    return order, np.concatenate(([0], starts, [order.shape[0]])).astype(np.int64)
+
+
+class _EmaRows:
+    """EMA rows of one sweep, kept across its groups: a group computes only the periods
+    the rows do not hold yet (groups of the same fast run share those EMAs), and the
+    matrix is allocated once."""
+
+    def __init__(self, close: np.ndarray, n_rows: int) -> None:
+        self.close = close
+        self.emas = np.empty((n_rows, close.shape[0]))
+        self.period = np.full(n_rows, -1, dtype=np.int64)  # period held by each row
+
+    def load(self, periods: np.ndarray) -> np.ndarray:
+        """Row of each of `periods` (distinct, at most n_rows), computing those missing."""
+        held = np.isin(self.period, periods)
+        missing = periods[~np.isin(periods, self.period)]
+        free = np.flatnonzero(~held)[: missing.shape[0]]
+        self.period[free] = missing
+        if missing.shape[0]:
+            with launch_guard():
+                ema_rows_nb(self.close, missing, free.astype(np.int64), self.emas)
+        order = np.argsort(self.period)
+        return order[np.searchsorted(self.period, periods, sorter=order)].astype(np.int64)
+
+
 def sweep_ema_crossover(
     bars: Bars,
     fast: Any,
@@ -193,10 +246,21 @@ def sweep_ema_crossover(
     max_periods = max(2, _EMA_BYTES // (8 * max(len(bars), 1)))
     out = np.empty((n_sets, len(METRIC_KEYS)))
     blk = np.empty((3, n_sets, n_blocks))
+    rows = _EmaRows(c, max_periods) if _plain(p) else None
     for idx in _tiles(f, s, max_periods):
         periods = np.unique(np.concatenate((f[idx], s[idx])))
         fi = np.searchsorted(periods, f[idx]).astype(np.int64)
         si = np.searchsorted(periods, s[idx]).astype(np.int64)
+        if rows is not None:
+            where = rows.load(periods)
+            order, ptr = _tile_order(fi, si)
+            idx = idx[order]
+            with launch_guard(), parallel_chunksize(1):
+                out[idx], blk[:, idx] = sweep_ema_tiled_nb(
+                    o, h, lo, c, rows.emas, where[fi[order]], where[si[order]], lo_arr[idx],
+                    ptr, atr, day_id, minute, p, ts, bpy, n_blocks, _lanes_tiled(),
+                    _CHUNK_BARS)
+            continue
         with launch_guard(), parallel_chunksize(1):
             out[idx], blk[:, idx] = sweep_ema_nb(o, h, lo, c, periods, fi, si, lo_arr[idx], atr,
                                                  day_id, minute, p, ts, bpy, n_blocks,
