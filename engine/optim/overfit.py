@@ -43,7 +43,7 @@ from engine.optim.objectives import Objective
 from engine.optim.pbo_nb import cscv_nb
 from engine.optim.space import SearchSpace
 from engine.optim.types import OptimInputError
-from engine.sweep import launch_guard  # one lock for every parallel launch (workqueue layer)
+from engine.sweep import launch_guard  # parallel launches of a process take turns
 
 __all__ = [
     "EULER_GAMMA",
