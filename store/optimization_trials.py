@@ -16,12 +16,13 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.sql import ColumnElement
 
 from store.db import Database
 from store.errors import BadInputError
 from store.models import (
+    TERMINAL_STATUSES,
     OptimizationBatchRow,
     OptimizationRow,
     OptimizationTrialRow,
@@ -34,6 +35,7 @@ from store.results import json_safe
 __all__ = [
     "add_batch",
     "claim_batch",
+    "ended_batches",
     "extend_batch",
     "fail_batch",
     "finish_batch",
@@ -153,6 +155,15 @@ async def get_batches(db: Database, opt_id: str, numbers: Sequence[int] | None =
         return list((await s.execute(q)).scalars())
 
 
+async def ended_batches(db: Database, opt_id: str, numbers: Sequence[int]) -> list[int]:
+    """Which of `numbers` are in a terminal state (a cheap poll: no params or metrics)."""
+    q = select(Batch.number).where(Batch.optimization_id == opt_id,
+                                   Batch.number.in_(list(numbers)),
+                                   Batch.status.in_(list(TERMINAL_STATUSES)))
+    async with db.read() as s:
+        return sorted((await s.execute(q)).scalars())
+
+
 # -- trials -----------------------------------------------------------------------------
 async def record_trials(
     db: Database, opt_id: str, attempt: int, trials: Sequence[dict[str, Any]], *,
@@ -171,14 +182,16 @@ async def record_trials(
         numbers = [int(t["number"]) for t in trials]
         have = set((await s.execute(select(TrialRow.number).where(
             TrialRow.optimization_id == opt_id, TrialRow.number.in_(numbers)))).scalars())
-        s.add_all(
-            TrialRow(optimization_id=opt_id, number=int(t["number"]), batch=int(t["batch"]),
-                     params=json_safe(t["params"]), metrics=json_safe(t["metrics"]),
-                     values=json_safe(list(t["values"])), feasible=bool(t["feasible"]),
-                     violations=list(t["violations"]), seconds=float(t["seconds"]),
-                     window=t.get("window"), oos_metrics=json_safe(t.get("oos_metrics")))
+        rows = [
+            {"optimization_id": opt_id, "number": int(t["number"]), "batch": int(t["batch"]),
+             "params": json_safe(t["params"]), "metrics": json_safe(t["metrics"]),
+             "values": json_safe(list(t["values"])), "feasible": bool(t["feasible"]),
+             "violations": list(t["violations"]), "seconds": float(t["seconds"]),
+             "window": t.get("window"), "oos_metrics": json_safe(t.get("oos_metrics"))}
             for t in trials if int(t["number"]) not in have
-        )
+        ]
+        if rows:  # one executemany: the ORM's unit of work cost ~0.3 ms a trial
+            await s.execute(insert(TrialRow), rows)
     return True
 
 

@@ -272,8 +272,8 @@ async def execute_optimization(ctx: WorkerContext, queue: BatchQueue, opt_id: st
             if stored.status != RunStatus.SUCCEEDED:
                 await queue.enqueue_batch(opt_id, number, attempt=int(stored.attempt))
         if outstanding:
-            done = [b for b in await opt_store.get_batches(ctx.db, opt_id, list(outstanding))
-                    if RunStatus(b.status).terminal]
+            ended = await opt_store.ended_batches(ctx.db, opt_id, list(outstanding))
+            done = await opt_store.get_batches(ctx.db, opt_id, ended) if ended else []
             if any(b.status == RunStatus.CANCELLED for b in done):  # cancelOptimization
                 await finish(RunStatus.CANCELLED)
                 return
