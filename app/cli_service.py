@@ -170,7 +170,9 @@ def worker(burst: bool) -> None:
         )
     _configure_logging(settings.log_level, json_lines=settings.json_logs)
     from workers.arq_worker import run_worker
+    from workers.jobs import freeze_startup_objects
 
+    freeze_startup_objects()
     run_worker(
         database_url=settings.database_url,
         redis_url=settings.redis_url,

@@ -3,7 +3,9 @@
 `service_rows(bars, space_overrides, n_trials, batch)` stores `bars` as a dataset in a
 temporary SQLite database, starts a grid optimization with `Services.optimizations.start`
 and waits for it to finish: coordinator, batch jobs in the in-process queue (threads),
-trial log writes, progress events and the final statistics all included. The raw sweep
+trial log writes, progress events and the final statistics all included; the process
+freezes its start-up objects out of the garbage collector as `backtester serve` does, and
+the bench follows the optimization's events as a client would. The raw sweep
 kernel runs on the same combinations in the same process for the ratio.
 """
 
@@ -27,7 +29,7 @@ async def _service_seconds(bars: Bars, space: dict[str, Any], batch: int, tmp: P
     from store.datasets import save_dataset
     from store.db import Database, run_migrations
     from workers.bus import InMemoryBus
-    from workers.jobs import WorkerContext
+    from workers.jobs import WorkerContext, freeze_startup_objects
     from workers.queue import InProcessQueue
     from workers.service import Services
 
@@ -41,13 +43,16 @@ async def _service_seconds(bars: Bars, space: dict[str, Any], batch: int, tmp: P
     services = Services(db, blobs, queue, bus)
     try:
         ds = await save_dataset(db, blobs, bars, name="bench", symbol="BENCH")
+        freeze_startup_objects()  # as `backtester serve` does once its stack is open
         t0 = time.perf_counter()
         row = await services.optimizations.start({
             "strategy": "ema_crossover", "dataset_id": ds.id, "method": "grid", "space": space,
             "constraints": ["fast < slow"], "objectives": ["sharpe"], "batch_size": batch})
-        while not (row := await opt_store.get_optimization(db, row.id)).terminal:
-            await asyncio.sleep(0.05)
+        async for event in services.optimizations.events(row.id):  # as a client follows it
+            if event["type"] == "terminal":
+                break
         took = time.perf_counter() - t0
+        row = await opt_store.get_optimization(db, row.id)
         assert row.error is None, row.error
         return took, int(row.completed)
     finally:

@@ -9,6 +9,7 @@ FAILED with a readable message and never escapes to crash the worker.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -37,7 +38,8 @@ from strategies.base import merge_engine_options
 from workers.bus import ProgressBus
 from workers.events import equity_points, progress_event, row_event
 
-__all__ = ["Faults", "RunFailure", "WorkerContext", "default_worker_id", "execute_run"]
+__all__ = ["Faults", "RunFailure", "WorkerContext", "default_worker_id", "execute_run",
+           "freeze_startup_objects"]
 
 log = logging.getLogger("backtester.jobs")
 
@@ -45,6 +47,17 @@ INITIAL_CHUNK = 20_000
 # Failures of our own storage, as opposed to the run's: they never mark a run FAILED.
 INFRA_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, SQLAlchemyTimeoutError, OSError)
 MIN_CHUNK, MAX_CHUNK = 1_000, 20_000_000
+
+
+def freeze_startup_objects() -> None:
+    """Move what start-up built (modules, schema, engine, pools: some 300k objects that live
+    as long as the process) out of the garbage collector's sight, in a process that only
+    serves (`backtester serve`, `backtester worker`). A full collection then takes a few ms
+    instead of over 100: in the API such pauses were the p99 of small queries, in a worker
+    they took two thirds of telling a 1,000-trial batch (0.13 -> 0.04 s). Start-up garbage
+    is kept; tests leave it off."""
+    gc.collect()
+    gc.freeze()
 
 
 def default_worker_id() -> str:
