@@ -204,9 +204,8 @@ class _EmaRows:
         missing = periods[~np.isin(periods, self.period)]
         free = np.flatnonzero(~held)[: missing.shape[0]]
         self.period[free] = missing
-        if missing.shape[0]:
-            with launch_guard():
-                ema_rows_nb(self.close, missing, free.astype(np.int64), self.emas)
+        if missing.shape[0]:  # (the caller holds the launch lock)
+            ema_rows_nb(self.close, missing, free.astype(np.int64), self.emas)
         order = np.argsort(self.period)
         return order[np.searchsorted(self.period, periods, sorter=order)].astype(np.int64)
 
@@ -245,25 +244,29 @@ def sweep_ema_crossover(
     max_periods = max(2, _EMA_BYTES // (8 * max(len(bars), 1)))
     out = np.empty((n_sets, len(METRIC_KEYS)))
     blk = np.empty((3, n_sets, n_blocks))
-    rows = _EmaRows(c, max_periods) if _plain(p) else None
-    for idx in _tiles(f, s, max_periods):
-        periods = np.unique(np.concatenate((f[idx], s[idx])))
-        fi = np.searchsorted(periods, f[idx]).astype(np.int64)
-        si = np.searchsorted(periods, s[idx]).astype(np.int64)
-        if rows is not None:
-            where = rows.load(periods)
-            order, ptr = _tile_order(fi, si)
-            idx = idx[order]
-            with launch_guard(), parallel_chunksize(1):
-                out[idx], blk[:, idx] = sweep_ema_tiled_nb(
-                    o, h, lo, c, rows.emas, where[fi[order]], where[si[order]], lo_arr[idx],
-                    ptr, atr, day_id, minute, p, ts, bpy, n_blocks, _lanes_tiled(),
-                    _CHUNK_BARS)
-            continue
-        with launch_guard(), parallel_chunksize(1):
-            out[idx], blk[:, idx] = sweep_ema_nb(o, h, lo, c, periods, fi, si, lo_arr[idx], atr,
-                                                 day_id, minute, p, ts, bpy, n_blocks,
-                                                 _lanes(), _CHUNK_BARS)
+    # The whole sweep holds the launch lock, not each group's launch: two sweeps of the
+    # process (an embedded worker's two batch jobs) would otherwise interleave group by
+    # group with both EMA matrices live (measured: the whole grid ~5% slower).
+    with launch_guard():
+        rows = _EmaRows(c, max_periods) if _plain(p) else None
+        for idx in _tiles(f, s, max_periods):
+            periods = np.unique(np.concatenate((f[idx], s[idx])))
+            fi = np.searchsorted(periods, f[idx]).astype(np.int64)
+            si = np.searchsorted(periods, s[idx]).astype(np.int64)
+            if rows is not None:
+                where = rows.load(periods)
+                order, ptr = _tile_order(fi, si)
+                idx = idx[order]
+                with parallel_chunksize(1):
+                    out[idx], blk[:, idx] = sweep_ema_tiled_nb(
+                        o, h, lo, c, rows.emas, where[fi[order]], where[si[order]], lo_arr[idx],
+                        ptr, atr, day_id, minute, p, ts, bpy, n_blocks, _lanes_tiled(),
+                        _CHUNK_BARS)
+                continue
+            with parallel_chunksize(1):
+                out[idx], blk[:, idx] = sweep_ema_nb(o, h, lo, c, periods, fi, si, lo_arr[idx], atr,
+                                                     day_id, minute, p, ts, bpy, n_blocks,
+                                                     _lanes(), _CHUNK_BARS)
     return _as_dict(out, blk if n_blocks else None)
 
 
