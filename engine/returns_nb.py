@@ -12,10 +12,11 @@ TAIL = 0.05  # VaR / CVaR tail share
 N_BINS = 2048
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
 def _bin_nb(v: float, lo: float, scale: float) -> int:
-    # Monotone in v, so a bin's members are exactly the values of a rank range.
-    return min(int((v - lo) * scale), N_BINS - 1)
+    # Monotone in v (values below lo share bin 0), so a bin's members are exactly the
+    # values of a rank range.
+    return max(min(int((v - lo) * scale), N_BINS - 1), 0)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -300,7 +301,7 @@ def _return_stats_general_rets_nb(rets: np.ndarray) -> tuple[float, float, float
     sd = np.sqrt(((q0 + q1) + (q2 + q3)) / (m - 1)) if m > 1 else np.nan
     dsd = np.sqrt(((d0 + d1) + (d2 + d3)) / m)
     n_tail = max(1, int(np.ceil(TAIL * m)))
-    v = _tail_value_nb(rets, lo, hi, n_tail - 1)
+    v = tail_value_nb(rets, rets[:0], lo, hi, n_tail - 1)
     t0 = t1 = 0.0
     b0 = b1 = 0
     m2 = m - m % 2
@@ -320,20 +321,29 @@ def _return_stats_general_rets_nb(rets: np.ndarray) -> tuple[float, float, float
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _tail_value_nb(rets: np.ndarray, lo: float, hi: float, k: int) -> float:
-    """k-th smallest return given the min and max (histogram selection, exact)."""
-    m = rets.shape[0]
-    if lo == hi:
-        return lo
+def tail_value_nb(ev: np.ndarray, od: np.ndarray, lo: float, hi: float, k: int) -> float:
+    """The k-th smallest (0-based) of ev and od together, exactly (a full run passes all
+    its returns as `ev`; the streamed sweep its kept even- and odd-indexed returns): one
+    histogram pass over [lo, hi] (hi >= every value; values below lo go to the first
+    bin), then the values of the bin holding rank k."""
+    ne = ev.shape[0]
+    no = od.shape[0]
     scale = N_BINS / (hi - lo)
-    if m <= 256 or not np.isfinite(scale):
-        return np.sort(rets)[k]
+    if not (hi > lo and np.isfinite(scale)):
+        both = np.empty(ne + no)
+        both[:ne] = ev
+        both[ne:] = od
+        return kth_smallest_nb(both, k)
     # Four interleaved histograms avoid a store-to-load chain on popular bins.
     counts4 = np.zeros((4, N_BINS), dtype=np.int64)
-    bins = np.empty(m, dtype=np.int16)
-    for i in range(m):
-        b = _bin_nb(rets[i], lo, scale)
+    bins = np.empty(ne + no, dtype=np.int16)
+    for i in range(ne):
+        b = _bin_nb(ev[i], lo, scale)
         bins[i] = b
+        counts4[i & 3, b] += 1
+    for i in range(no):
+        b = _bin_nb(od[i], lo, scale)
+        bins[ne + i] = b
         counts4[i & 3, b] += 1
     b = 0
     while True:
@@ -344,9 +354,13 @@ def _tail_value_nb(rets: np.ndarray, lo: float, hi: float, k: int) -> float:
         b += 1
     out = np.empty(c)
     j = 0
-    for i in range(m):
+    for i in range(ne):
         if bins[i] == b:
-            out[j] = rets[i]
+            out[j] = ev[i]
+            j += 1
+    for i in range(no):
+        if bins[ne + i] == b:
+            out[j] = od[i]
             j += 1
     if c <= 256:
         return np.sort(out)[k]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine.returns_nb import kth_smallest_nb
+from engine.returns_nb import tail_value_nb
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -252,56 +252,6 @@ def tail_stats_nb(
         b += od[j] < v
     tail = (t0 + t1) + (n_tail - b) * v
     return mean, sd, dsd, -v, -tail / n_tail
-
-
-_BINS = 2048
-
-
-@njit(nogil=True, cache=True, error_model="numpy", inline="always")
-def _bin_nb(v: float, lo: float, scale: float) -> int:
-    # Non-decreasing in v (values below lo share bin 0), so a bin is a range of ranks.
-    return max(min(int((v - lo) * scale), _BINS - 1), 0)
-
-
-@njit(nogil=True, cache=True, error_model="numpy")
-def tail_value_nb(ev: np.ndarray, od: np.ndarray, lo: float, hi: float, k: int) -> float:
-    """The k-th smallest (0-based) of ev and od together, exactly: one histogram pass over
-    [lo, hi] (hi >= all values; values below lo go to the first bin), then the values of
-    the bin holding rank k."""
-    ne = ev.shape[0]
-    no = od.shape[0]
-    scale = _BINS / (hi - lo)
-    if not (hi > lo and np.isfinite(scale)):
-        both = np.empty(ne + no)
-        both[:ne] = ev
-        both[ne:] = od
-        return kth_smallest_nb(both, k)
-    # Four interleaved histograms avoid a store-to-load chain on popular bins.
-    counts4 = np.zeros((4, _BINS), dtype=np.int64)
-    for i in range(ne):
-        counts4[i & 3, _bin_nb(ev[i], lo, scale)] += 1
-    for i in range(no):
-        counts4[i & 3, _bin_nb(od[i], lo, scale)] += 1
-    b = 0
-    while True:
-        c = counts4[0, b] + counts4[1, b] + counts4[2, b] + counts4[3, b]
-        if k < c:
-            break
-        k -= c
-        b += 1
-    out = np.empty(c)
-    j = 0
-    for i in range(ne):
-        if _bin_nb(ev[i], lo, scale) == b:
-            out[j] = ev[i]
-            j += 1
-    for i in range(no):
-        if _bin_nb(od[i], lo, scale) == b:
-            out[j] = od[i]
-            j += 1
-    if c <= 256:
-        return np.sort(out)[k]
-    return kth_smallest_nb(out, k)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
