@@ -28,6 +28,7 @@ from engine.metrics_nb import (
     stats_work_size,
 )
 from engine.simulate_nb import N_TRADE_FIELDS, SimParams, initial_state_nb, simulate_off_nb
+from engine.stream_stats_nb import lane_sum_nb
 
 _CAPACITY = 64  # initial trade rows per lane; grows by doubling and is kept
 
@@ -39,34 +40,20 @@ def block_stats_nb(rets: np.ndarray, blocks: int, out: np.ndarray, j: int) -> No
     out[0, j], out[1, j], out[2, j] (each [blocks])."""
     m = rets.shape[0]
     base, extra = divmod(m, blocks)
+    s = np.empty(4)
+    q = np.empty(4)
     i = 0
     for b in range(blocks):
         size = base + 1 if b < extra else base
-        # 4 interleaved lanes: one serial chain of additions would cost ~4 cycles a return.
-        s0 = s1 = s2 = s3 = 0.0
-        q0 = q1 = q2 = q3 = 0.0
-        end4 = i + size - size % 4
-        for k in range(i, end4, 4):
-            r0 = rets[k]
-            r1 = rets[k + 1]
-            r2 = rets[k + 2]
-            r3 = rets[k + 3]
-            s0 += r0
-            s1 += r1
-            s2 += r2
-            s3 += r3
-            q0 += r0 * r0
-            q1 += r1 * r1
-            q2 += r2 * r2
-            q3 += r3 * r3
-        for k in range(end4, i + size):
-            r0 = rets[k]
-            s0 += r0
-            q0 += r0 * r0
+        # 4 interleaved lanes from the block's start (one serial chain of additions would
+        # cost ~4 cycles a return), the last size % 4 returns in lane 0.
+        s[:] = 0.0
+        q[:] = 0.0
+        lane_sum_nb(rets[i : i + size], 0, size - size % 4, s, q)
         i += size
         out[0, j, b] = size
-        out[1, j, b] = (s0 + s1) + (s2 + s3)
-        out[2, j, b] = (q0 + q1) + (q2 + q3)
+        out[1, j, b] = (s[0] + s[1]) + (s[2] + s[3])
+        out[2, j, b] = (q[0] + q[1]) + (q[2] + q[3])
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
