@@ -166,19 +166,19 @@ def simulate_off_nb(
 @njit(nogil=True, cache=True, error_model="numpy")
 def _run_end_nb(signals: np.ndarray, start: int, end: int, raw: int) -> int:
     """The first k in [start, end) with signals[k - 1] != raw, else end (16 at a time)."""
-    s = signals[start - 1 : end - 1]
-    n = s.shape[0]
-    t = 0
-    while t + 16 <= n:
+    # Unsigned indices, not a slice: a slice costs a reference count up and down, and
+    # signed indices a negative-index wraparound that stops the vectorizer.
+    t = start - 1
+    while t + 16 <= end - 1:
         acc = 0
         for u in range(16):
-            acc |= s[t + u] ^ raw
+            acc |= signals[np.uint64(t + u)] ^ raw
         if acc != 0:
             break
         t += 16
-    while t < n and s[t] == raw:
+    while t < end - 1 and signals[np.uint64(t)] == raw:
         t += 1
-    return start + t
+    return t + 1
 
 
 @njit(nogil=True, cache=True, error_model="numpy")

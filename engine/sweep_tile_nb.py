@@ -70,21 +70,20 @@ def _regen_nb(close: np.ndarray, a: int, b: int, log: np.ndarray, ln: int, ptr: 
         e = b
         if ptr < ln and log[ptr, 0] < b:
             e = int(log[ptr, 0])
-        c = close[i:e]
-        out = eq[i - a : e - a]
-        ret = r[i - a : e - a]
         # One loop for both (it vectorizes with prev as a recurrence; two loops cost more).
+        # Indices, not slices (a slice per segment costs a reference count up and down),
+        # unsigned so that no negative-index wraparound stops the vectorizer.
         if pos != 0:
             k = pos * delta
-            for t in range(c.shape[0]):
-                x = cash + k * (c[t] - price) * qty
-                out[t] = x
-                ret[t] = x / prev - 1.0
+            for t in range(i, e):
+                x = cash + k * (close[np.uint64(t)] - price) * qty
+                eq[np.uint64(t - a)] = x
+                r[np.uint64(t - a)] = x / prev - 1.0
                 prev = x
         else:
-            for t in range(c.shape[0]):
-                out[t] = cash
-                ret[t] = cash / prev - 1.0
+            for t in range(i, e):
+                eq[np.uint64(t - a)] = cash
+                r[np.uint64(t - a)] = cash / prev - 1.0
                 prev = cash
         i = e
     st[0], st[1], st[2], st[3] = cash, pos, price, qty
