@@ -73,7 +73,59 @@ def kth_smallest_nb(x: np.ndarray, k: int) -> float:
 
 # Returns below this count take the general path (a full histogram costs little there).
 _FAST_MIN_RETURNS = 8192
-_SAMPLE = 4096  # returns sampled to place the tail threshold
+_SAMPLE = 4096  # returns sampled to place the tail threshold and the variance's shift
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def sample_stride_nb(m: int) -> int:
+    """Stride of the strided sample of m returns (indices 0, stride, 2 stride, ...): odd,
+    so it does not lock onto even periods."""
+    return max(1, m // _SAMPLE) | 1
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def shift_nb(sample: np.ndarray) -> float:
+    """The variance's shift: the strided sample's mean, summed in index order."""
+    s = 0.0
+    for v in sample:
+        s += v
+    return s / sample.shape[0]
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def stdev_nb(c: float, mean: float, shift: float, m: int) -> float:
+    """Sample standard deviation (ddof=1) of m returns from c = sum((r - shift)^2):
+    sum((r - mean)^2) = c - m (mean - shift)^2. With the shift within a few standard
+    errors of the mean (the sample's mean is) the subtraction removes a tiny fraction of
+    c and loses nothing; so one pass over the returns gives what two passes would, once
+    the sample is known. Clamped at 0; NaN for m < 2."""
+    if m < 2:
+        return np.nan
+    dm = mean - shift
+    v = (c - m * (dm * dm)) / (m - 1)
+    if v < 0.0:
+        v = 0.0
+    return np.sqrt(v)
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def strided_sample_nb(rets: np.ndarray) -> np.ndarray:
+    """rets[0], rets[stride], ... (`sample_stride_nb`)."""
+    m = rets.shape[0]
+    stride = sample_stride_nb(m)
+    k = (m - 1) // stride + 1 if m > 0 else 0
+    sample = np.empty(k)
+    for j in range(k):
+        sample[j] = rets[j * stride]
+    return sample
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def sample_cut_nb(sample: np.ndarray) -> float:
+    """A return level that about 8% of the returns are at or below, from the sample:
+    5% plus ~6 standard errors of a sample quantile (sqrt(0.05 * 0.95 / 4096) = 0.34%)."""
+    k = sample.shape[0]
+    return kth_smallest_nb(sample, min(k - 1, int(np.ceil(0.08 * k))))
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -81,13 +133,13 @@ def return_stats_nb(equity: np.ndarray) -> tuple[float, float, float, float, flo
     """(mean, stdev ddof=1, downside deviation, VaR_95, CVaR_95) of bar returns, as fractions.
 
     Bar returns are equity[i+1] / equity[i] - 1 (equity must be > 0); VaR/CVaR use the
-    K = ceil(5% of them) worst returns. Sums run in 4 interleaved lanes (so LLVM can
-    vectorize them), in a fixed order, so results are deterministic.
+    K = ceil(5% of them) worst returns. Sums run in 4 interleaved lanes, in a fixed
+    order, so results are deterministic. The stdev sums squares about a shift, the mean
+    of a strided sample of the returns (`stdev_nb`), so the sums need one pass.
 
-    For long series a strided sample places a threshold safely above the 5% quantile, the
-    pass that sums the squares also keeps the returns at or below it, and the K-th
-    smallest return and the tail sum come from those few (no histogram of all returns,
-    no third pass). Every quantity is the same number, bit for bit, as
+    For long series the strided sample also places a threshold safely above the 5%
+    quantile, the pass that sums also keeps the returns at or below it, and the K-th
+    smallest return and the tail sum come from those few (no histogram of all returns). Every quantity is the same number, bit for bit, as
     `_return_stats_general_nb` computes (the same divisions, the same additions in the
     same lane order; skipped additions are of +0.0). When the sample misjudges the
     threshold (ties, a strongly periodic series) the general path runs instead.
@@ -136,24 +188,18 @@ def _return_stats_sampled_nb(
     """(True, stats) by the sampled-threshold method, or (False, NaNs) when it cannot tell."""
     m = rets.shape[0]
     m4 = m - m % 4
-    s0 = s1 = s2 = s3 = 0.0
-    for i in range(0, m4, 4):
-        s0 += rets[i]
-        s1 += rets[i + 1]
-        s2 += rets[i + 2]
-        s3 += rets[i + 3]
-    for i in range(m4, m):
-        s0 += rets[i]
-    mean = ((s0 + s1) + (s2 + s3)) / m
-    if not np.isfinite(mean):  # non-finite returns: leave them to the general path
+    sample = strided_sample_nb(rets)
+    shift = shift_nb(sample)
+    if not np.isfinite(shift):  # non-finite returns: leave them to the general path
         return False, (np.nan, np.nan, np.nan, np.nan, np.nan)
     n_tail = max(1, int(np.ceil(TAIL * m)))
-    cut = _tail_threshold_nb(rets)
+    cut = sample_cut_nb(sample)
     cap = m // 8 + 16
     low_even = work[m : m + cap]  # returns <= cut at even indices, in index order
     low_odd = work[m + cap : m + 2 * cap]
     ne = 0
     no = 0
+    s0 = s1 = s2 = s3 = 0.0
     q0 = q1 = q2 = q3 = 0.0
     d0 = d1 = d2 = d3 = 0.0
     room = cap - 2  # each buffer takes at most 2 writes per step below
@@ -164,10 +210,14 @@ def _return_stats_sampled_nb(
         r1 = rets[i + 1]
         r2 = rets[i + 2]
         r3 = rets[i + 3]
-        q0 += (r0 - mean) * (r0 - mean)
-        q1 += (r1 - mean) * (r1 - mean)
-        q2 += (r2 - mean) * (r2 - mean)
-        q3 += (r3 - mean) * (r3 - mean)
+        s0 += r0
+        s1 += r1
+        s2 += r2
+        s3 += r3
+        q0 += (r0 - shift) * (r0 - shift)
+        q1 += (r1 - shift) * (r1 - shift)
+        q2 += (r2 - shift) * (r2 - shift)
+        q3 += (r3 - shift) * (r3 - shift)
         d0 += min(r0, 0.0) * min(r0, 0.0)
         d1 += min(r1, 0.0) * min(r1, 0.0)
         d2 += min(r2, 0.0) * min(r2, 0.0)
@@ -185,7 +235,8 @@ def _return_stats_sampled_nb(
         return False, (np.nan, np.nan, np.nan, np.nan, np.nan)
     for i in range(m4, m):
         r0 = rets[i]
-        q0 += (r0 - mean) * (r0 - mean)
+        s0 += r0
+        q0 += (r0 - shift) * (r0 - shift)
         d0 += min(r0, 0.0) * min(r0, 0.0)
         if i % 2 == 0:
             low_even[ne] = r0
@@ -193,9 +244,10 @@ def _return_stats_sampled_nb(
         else:
             low_odd[no] = r0
             no += r0 <= cut
-    if ne + no < n_tail:  # the threshold was too tight
+    mean = ((s0 + s1) + (s2 + s3)) / m
+    if ne + no < n_tail or not np.isfinite(mean):  # the threshold was too tight
         return False, (np.nan, np.nan, np.nan, np.nan, np.nan)
-    sd = np.sqrt(((q0 + q1) + (q2 + q3)) / (m - 1))
+    sd = stdev_nb((q0 + q1) + (q2 + q3), mean, shift, m)
     dsd = np.sqrt(((d0 + d1) + (d2 + d3)) / m)
     # Every return < v (the K-th smallest, itself <= cut) was kept, in index order.
     low = work[m + 2 * cap : m + 2 * cap + ne + no]
@@ -218,19 +270,6 @@ def _return_stats_sampled_nb(
             b += 1
     tail = (t0 + t1) + (n_tail - b) * v
     return True, (mean, sd, dsd, -v, -tail / n_tail)
-
-
-@njit(nogil=True, cache=True, error_model="numpy")
-def _tail_threshold_nb(rets: np.ndarray) -> float:
-    """A return level that about 8% of the returns are at or below (from a sample)."""
-    m = rets.shape[0]
-    stride = max(1, m // _SAMPLE) | 1  # odd, so it does not lock onto even periods
-    k = (m - 1) // stride + 1
-    sample = np.empty(k)
-    for j in range(k):
-        sample[j] = rets[j * stride]
-    # 5% plus ~6 standard errors of a sample quantile (sqrt(0.05 * 0.95 / 4096) = 0.34%).
-    return kth_smallest_nb(sample, min(k - 1, int(np.ceil(0.08 * k))))
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -279,6 +318,7 @@ def _return_stats_general_rets_nb(rets: np.ndarray) -> tuple[float, float, float
     mean = ((s0 + s1) + (s2 + s3)) / m
     lo = min(min(lo0, lo1), min(lo2, lo3))
     hi = max(max(hi0, hi1), max(hi2, hi3))
+    shift = shift_nb(strided_sample_nb(rets)) if m > 0 else np.nan
     q0 = q1 = q2 = q3 = 0.0
     d0 = d1 = d2 = d3 = 0.0
     for i in range(0, m4, 4):
@@ -286,19 +326,19 @@ def _return_stats_general_rets_nb(rets: np.ndarray) -> tuple[float, float, float
         r1 = rets[i + 1]
         r2 = rets[i + 2]
         r3 = rets[i + 3]
-        q0 += (r0 - mean) * (r0 - mean)
-        q1 += (r1 - mean) * (r1 - mean)
-        q2 += (r2 - mean) * (r2 - mean)
-        q3 += (r3 - mean) * (r3 - mean)
+        q0 += (r0 - shift) * (r0 - shift)
+        q1 += (r1 - shift) * (r1 - shift)
+        q2 += (r2 - shift) * (r2 - shift)
+        q3 += (r3 - shift) * (r3 - shift)
         d0 += min(r0, 0.0) * min(r0, 0.0)
         d1 += min(r1, 0.0) * min(r1, 0.0)
         d2 += min(r2, 0.0) * min(r2, 0.0)
         d3 += min(r3, 0.0) * min(r3, 0.0)
     for i in range(m4, m):
         r0 = rets[i]
-        q0 += (r0 - mean) * (r0 - mean)
+        q0 += (r0 - shift) * (r0 - shift)
         d0 += min(r0, 0.0) * min(r0, 0.0)
-    sd = np.sqrt(((q0 + q1) + (q2 + q3)) / (m - 1)) if m > 1 else np.nan
+    sd = stdev_nb((q0 + q1) + (q2 + q3), mean, shift, m)
     dsd = np.sqrt(((d0 + d1) + (d2 + d3)) / m)
     n_tail = max(1, int(np.ceil(TAIL * m)))
     v = tail_value_nb(rets, rets[:0], lo, hi, n_tail - 1)

@@ -2,10 +2,11 @@
 
 The returns of a set arrive chunk by chunk and are never stored; these kernels add them
 up in exactly the order `return_stats_nb` (its sampled path) and `block_stats_nb` use:
-4 lanes by return index (lane g % 4 before the last m % 4 returns, lane 0 for those),
-the kept tail (returns at or below the sampled threshold, even and odd indices apart, in
-index order), and per block the lanes counted from the block's start. So every sum is
-the same number, bit for bit.
+the sums, the squares about the shift and the downside squares in 4 lanes by return
+index (lane g % 4 before the last m % 4 returns, lane 0 for those), the kept tail
+(returns at or below the sampled threshold, even and odd indices apart, in index order),
+and per block the lanes counted from the block's start. So every sum is the same
+number, bit for bit.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine.returns_nb import tail_value_nb
+from engine.returns_nb import stdev_nb, tail_value_nb
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -54,40 +55,18 @@ def lane_sum_nb(x: np.ndarray, g0: int, m4: int, s: np.ndarray, q: np.ndarray) -
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def lane_mean_nb(x: np.ndarray, g0: int, m4: int, s: np.ndarray) -> None:
-    """s[l] += x in the lanes of `lane_sum_nb` (the sums of `return_stats_nb`'s mean)."""
+def lane_dev_nb(x: np.ndarray, g0: int, m4: int, shift: float, s: np.ndarray, q: np.ndarray,
+                d: np.ndarray) -> None:
+    """s[l] += x, q[l] += (x - shift)^2, d[l] += min(x, 0)^2 in the lanes of `lane_sum_nb`
+    (the latter as x * x if x < 0 else 0.0: the same number for the finite returns
+    streamed here)."""
     n = x.shape[0]
     lim = min(n, max(m4 - g0, 0))
     t = 0
     while t < lim and (g0 + t) % 4 != 0:
-        s[(g0 + t) % 4] += x[t]
+        _dev_one_nb(x[t], (g0 + t) % 4, shift, s, q, d)
         t += 1
     s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
-    end4 = t + (lim - t) // 4 * 4
-    for k in range(t, end4, 4):
-        s0 += x[k]
-        s1 += x[k + 1]
-        s2 += x[k + 2]
-        s3 += x[k + 3]
-    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
-    for k in range(end4, lim):
-        s[(g0 + k) % 4] += x[k]
-    for k in range(lim, n):
-        s[0] += x[k]
-
-
-@njit(nogil=True, cache=True, error_model="numpy")
-def lane_dev_nb(x: np.ndarray, g0: int, m4: int, mean: float, q: np.ndarray,
-                 d: np.ndarray) -> None:
-    """q[l] += (x - mean)^2, d[l] += min(x, 0)^2 in the lanes of `lane_sum_nb` (the latter
-    as x * x if x < 0 else 0.0: the same number for the finite returns streamed here)."""
-    n = x.shape[0]
-    lim = min(n, max(m4 - g0, 0))
-    t = 0
-    while t < lim and (g0 + t) % 4 != 0:
-        q[(g0 + t) % 4] += (x[t] - mean) * (x[t] - mean)
-        d[(g0 + t) % 4] += x[t] * x[t] if x[t] < 0.0 else 0.0
-        t += 1
     q0, q1, q2, q3 = q[0], q[1], q[2], q[3]
     d0, d1, d2, d3 = d[0], d[1], d[2], d[3]
     end4 = t + (lim - t) // 4 * 4
@@ -96,39 +75,53 @@ def lane_dev_nb(x: np.ndarray, g0: int, m4: int, mean: float, q: np.ndarray,
         r1 = x[k + 1]
         r2 = x[k + 2]
         r3 = x[k + 3]
-        q0 += (r0 - mean) * (r0 - mean)
-        q1 += (r1 - mean) * (r1 - mean)
-        q2 += (r2 - mean) * (r2 - mean)
-        q3 += (r3 - mean) * (r3 - mean)
+        s0 += r0
+        s1 += r1
+        s2 += r2
+        s3 += r3
+        q0 += (r0 - shift) * (r0 - shift)
+        q1 += (r1 - shift) * (r1 - shift)
+        q2 += (r2 - shift) * (r2 - shift)
+        q3 += (r3 - shift) * (r3 - shift)
         d0 += r0 * r0 if r0 < 0.0 else 0.0
         d1 += r1 * r1 if r1 < 0.0 else 0.0
         d2 += r2 * r2 if r2 < 0.0 else 0.0
         d3 += r3 * r3 if r3 < 0.0 else 0.0
+    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
     q[0], q[1], q[2], q[3] = q0, q1, q2, q3
     d[0], d[1], d[2], d[3] = d0, d1, d2, d3
     for k in range(end4, lim):
-        q[(g0 + k) % 4] += (x[k] - mean) * (x[k] - mean)
-        d[(g0 + k) % 4] += x[k] * x[k] if x[k] < 0.0 else 0.0
+        _dev_one_nb(x[k], (g0 + k) % 4, shift, s, q, d)
     for k in range(lim, n):
-        q[0] += (x[k] - mean) * (x[k] - mean)
-        d[0] += x[k] * x[k] if x[k] < 0.0 else 0.0
+        _dev_one_nb(x[k], 0, shift, s, q, d)
+
+
+@njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _dev_one_nb(r: float, lane: int, shift: float, s: np.ndarray, q: np.ndarray,
+                d: np.ndarray) -> None:
+    s[lane] += r
+    q[lane] += (r - shift) * (r - shift)
+    d[lane] += r * r if r < 0.0 else 0.0
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def dev_keep_nb(x: np.ndarray, g0: int, m4: int, mean: float, cut: float, q: np.ndarray,
-                 d: np.ndarray, ev: np.ndarray, od: np.ndarray, cnt: np.ndarray) -> None:
+def dev_keep_nb(x: np.ndarray, g0: int, m4: int, shift: float, cut: float, s: np.ndarray,
+                q: np.ndarray, d: np.ndarray, ev: np.ndarray, od: np.ndarray,
+                cnt: np.ndarray) -> None:
     """`lane_dev_nb` and `keep_tail_nb` in one loop (the compaction's scalar work overlaps
     the sums); the caller makes sure `ev` and `od` have room for all of x. The returns
-    are finite here (their mean is), so min(r, 0)^2 is r * r if r < 0 else 0.0, the same
-    number (a select, which vectorizes)."""
+    are finite here, so min(r, 0)^2 is r * r if r < 0 else 0.0, the same number (a
+    select, which vectorizes)."""
     n = x.shape[0]
     lim = min(n, max(m4 - g0, 0))
     ne = cnt[0]
     no = cnt[1]
     t = 0
     while t < lim and (g0 + t) % 4 != 0:
-        ne, no = _dev_keep_one_nb(x[t], g0 + t, (g0 + t) % 4, mean, cut, q, d, ev, od, ne, no)
+        ne, no = _dev_keep_one_nb(x[t], g0 + t, (g0 + t) % 4, shift, cut, s, q, d, ev, od,
+                                  ne, no)
         t += 1
+    s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
     q0, q1, q2, q3 = q[0], q[1], q[2], q[3]
     d0, d1, d2, d3 = d[0], d[1], d[2], d[3]
     end4 = t + (lim - t) // 4 * 4
@@ -137,10 +130,14 @@ def dev_keep_nb(x: np.ndarray, g0: int, m4: int, mean: float, cut: float, q: np.
         r1 = x[k + 1]
         r2 = x[k + 2]
         r3 = x[k + 3]
-        q0 += (r0 - mean) * (r0 - mean)
-        q1 += (r1 - mean) * (r1 - mean)
-        q2 += (r2 - mean) * (r2 - mean)
-        q3 += (r3 - mean) * (r3 - mean)
+        s0 += r0
+        s1 += r1
+        s2 += r2
+        s3 += r3
+        q0 += (r0 - shift) * (r0 - shift)
+        q1 += (r1 - shift) * (r1 - shift)
+        q2 += (r2 - shift) * (r2 - shift)
+        q3 += (r3 - shift) * (r3 - shift)
         d0 += r0 * r0 if r0 < 0.0 else 0.0
         d1 += r1 * r1 if r1 < 0.0 else 0.0
         d2 += r2 * r2 if r2 < 0.0 else 0.0
@@ -153,22 +150,22 @@ def dev_keep_nb(x: np.ndarray, g0: int, m4: int, mean: float, cut: float, q: np.
         ne += r2 <= cut
         od[no] = r3
         no += r3 <= cut
+    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
     q[0], q[1], q[2], q[3] = q0, q1, q2, q3
     d[0], d[1], d[2], d[3] = d0, d1, d2, d3
     for k in range(end4, n):
         g = g0 + k
-        ne, no = _dev_keep_one_nb(x[k], g, g % 4 if g < m4 else 0, mean, cut, q, d, ev, od,
+        ne, no = _dev_keep_one_nb(x[k], g, g % 4 if g < m4 else 0, shift, cut, s, q, d, ev, od,
                                   ne, no)
     cnt[0] = ne
     cnt[1] = no
 
 
 @njit(nogil=True, cache=True, error_model="numpy", inline="always")
-def _dev_keep_one_nb(r: float, g: int, lane: int, mean: float, cut: float, q: np.ndarray,
-                     d: np.ndarray, ev: np.ndarray, od: np.ndarray, ne: int,
+def _dev_keep_one_nb(r: float, g: int, lane: int, shift: float, cut: float, s: np.ndarray,
+                     q: np.ndarray, d: np.ndarray, ev: np.ndarray, od: np.ndarray, ne: int,
                      no: int) -> tuple[int, int]:
-    q[lane] += (r - mean) * (r - mean)
-    d[lane] += r * r if r < 0.0 else 0.0
+    _dev_one_nb(r, lane, shift, s, q, d)
     if g % 2 == 0:
         ev[ne] = r
         ne += r <= cut
@@ -232,12 +229,13 @@ def block_add_nb(x: np.ndarray, g0: int, base: int, extra: int, blocks: int,
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def tail_stats_nb(
-    ev: np.ndarray, od: np.ndarray, n_tail: int, mean: float, q: np.ndarray, d: np.ndarray,
-    m: int, lo: float, hi: float,
+    ev: np.ndarray, od: np.ndarray, n_tail: int, mean: float, shift: float, q: np.ndarray,
+    d: np.ndarray, m: int, lo: float, hi: float,
 ) -> tuple[float, float, float, float, float]:
-    """`_return_stats_sampled_nb`'s result from the kept returns and the lane sums; `lo`
-    and `hi` >= every kept return bound the selection's histogram (`tail_value_nb`)."""
-    sd = np.sqrt(((q[0] + q[1]) + (q[2] + q[3])) / (m - 1))
+    """`_return_stats_sampled_nb`'s result from the kept returns and the lane sums (`mean`
+    from the sums of the returns, `q` the squares about `shift`); `lo` and `hi` >= every
+    kept return bound the selection's histogram (`tail_value_nb`)."""
+    sd = stdev_nb((q[0] + q[1]) + (q[2] + q[3]), mean, shift, m)
     dsd = np.sqrt(((d[0] + d[1]) + (d[2] + d[3])) / m)
     v = tail_value_nb(ev, od, lo, hi, n_tail - 1)
     # Branch-free: adding +0.0 leaves these sums as they are (they start at +0.0 and the
@@ -255,10 +253,11 @@ def tail_stats_nb(
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def dev_keep_chunk_nb(x: np.ndarray, g0: int, m4: int, mean: float, cut: float, q: np.ndarray,
-                      d: np.ndarray, ev: np.ndarray, od: np.ndarray, cnt: np.ndarray) -> bool:
-    """One chunk of returns (indices g0 ..) of the streamed statistics: the lane sums of
-    squares and the kept tail (rows `ev`, `od` of capacity len - 2, see `keep_tail_nb`).
+def dev_keep_chunk_nb(x: np.ndarray, g0: int, m4: int, shift: float, cut: float, s: np.ndarray,
+                      q: np.ndarray, d: np.ndarray, ev: np.ndarray, od: np.ndarray,
+                      cnt: np.ndarray) -> bool:
+    """One chunk of returns (indices g0 ..) of the streamed statistics: the lane sums and
+    the kept tail (rows `ev`, `od` of capacity len - 2, see `keep_tail_nb`).
     Returns True when the chunk ends at or after return m4 - 1 and the kept counts there
     exceed what `_return_stats_sampled_nb` has room for (it then takes its general path)."""
     cap = ev.shape[0] - 2
@@ -266,12 +265,12 @@ def dev_keep_chunk_nb(x: np.ndarray, g0: int, m4: int, mean: float, cut: float, 
     split = min(k, max(m4 - g0, 0))
     over = False
     if max(cnt[0], cnt[1]) + k // 2 + 1 <= cap:  # room for all of x: one fused loop
-        dev_keep_nb(x[:split], g0, m4, mean, cut, q, d, ev, od, cnt)
+        dev_keep_nb(x[:split], g0, m4, shift, cut, s, q, d, ev, od, cnt)
         if split < k or g0 + k == m4:
             over = cnt[0] > cap - 2 or cnt[1] > cap - 2
-        dev_keep_nb(x[split:], g0 + split, m4, mean, cut, q, d, ev, od, cnt)
+        dev_keep_nb(x[split:], g0 + split, m4, shift, cut, s, q, d, ev, od, cnt)
     else:
-        lane_dev_nb(x, g0, m4, mean, q, d)
+        lane_dev_nb(x, g0, m4, shift, s, q, d)
         keep_tail_nb(x[:split], g0, cut, ev, od, cnt)
         if split < k or g0 + k == m4:
             over = cnt[0] > cap - 2 or cnt[1] > cap - 2

@@ -7,12 +7,14 @@ a few slow periods) walks the bars in cache-sized chunks: each chunk's closes an
 are read once for the whole tile, and no set stores its returns:
 
 * pass 1 (per chunk, per set): signals, `simulate_log_nb` (which also logs the position
-  state after each bar where it can change), the drawdown scan, the bar returns of the
-  chunk: their sum in 4 lanes (the mean) and the strided sample of `return_stats_nb`;
+  state after each bar where it can change) and the strided sample of `return_stats_nb`
+  (each sampled return from the log at its two bars), which gives the variance's shift
+  and the tail threshold;
 * pass 2 (per chunk, per set): the equity recomputed from the closes and the state log
-  (the simulator's own expression, so the same numbers), the bar returns again, the
-  sums of squares (4 lanes, after the mean), the returns at or below the sampled tail
-  threshold, and the block statistics.
+  (the simulator's own expression, so the same numbers), the drawdown scan, the bar
+  returns (the one division per bar), their sums, squares about the shift and downside
+  squares (4 lanes), the returns at or below the tail threshold, and the block
+  statistics.
 
 Every quantity is the same number, bit for bit, as `return_stats_rets_nb` and
 `block_stats_nb` compute from the stored returns: the same operations, the same
@@ -34,12 +36,17 @@ from engine.metrics_nb import (
     N_METRICS,
     drawdown_init_nb,
     drawdown_update_nb,
-    kth_smallest_nb,
     metrics_from_stats_nb,
     return_stats_rets_nb,
     stats_work_size,
 )
-from engine.returns_nb import _FAST_MIN_RETURNS, _SAMPLE, TAIL
+from engine.returns_nb import (
+    _FAST_MIN_RETURNS,
+    TAIL,
+    sample_cut_nb,
+    sample_stride_nb,
+    shift_nb,
+)
 from engine.simulate_nb import (
     N_LOG_FIELDS,
     N_TRADE_FIELDS,
@@ -47,7 +54,7 @@ from engine.simulate_nb import (
     initial_state_nb,
     simulate_log_nb,
 )
-from engine.stream_stats_nb import block_add_nb, dev_keep_chunk_nb, lane_mean_nb, tail_stats_nb
+from engine.stream_stats_nb import block_add_nb, dev_keep_chunk_nb, tail_stats_nb
 from engine.sweep_nb import ema_cross_into_nb
 
 _CAPACITY = 64  # initial trade and log rows per set slot; grow by doubling and are kept
@@ -102,6 +109,22 @@ def _all_rets_nb(close: np.ndarray, log: np.ndarray, ln: int, p: SimParams) -> n
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
+def _eq_at_nb(close: np.ndarray, t: int, log: np.ndarray, ln: int, ptr: int, st: np.ndarray,
+              delta: float) -> tuple[float, int]:
+    """(equity of bar t by `_regen_nb`'s expression, next log row); st = [cash, pos,
+    price, qty] in force before bar t (updated). Bars must come in order."""
+    cash, pos, price, qty = st[0], st[1], st[2], st[3]
+    while ptr < ln and log[ptr, 0] <= t:
+        cash, pos, price, qty = log[ptr, 1], log[ptr, 2], log[ptr, 3], log[ptr, 4]
+        ptr += 1
+    st[0], st[1], st[2], st[3] = cash, pos, price, qty
+    if pos != 0:
+        k = pos * delta
+        return cash + k * (close[t] - price) * qty, ptr
+    return cash, ptr
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
 def _run_tile_nb(
     open_: np.ndarray,
     high: np.ndarray,
@@ -135,25 +158,24 @@ def _run_tile_nb(
     m4 = m - m % 4
     n_sets = j1 - j0
     states = [initial_state_nb(p.initial_cash) for _ in range(n_sets)]
-    dds = [drawdown_init_nb(p.initial_cash) for _ in range(n_sets)]
     log_n = np.zeros(n_sets, dtype=np.int64)
-    sums = np.zeros((n_sets, 4))
-    last = np.full(n_sets, np.nan)  # equity before the chunk
-    stride = max(1, m // _SAMPLE) | 1
+    stride = sample_stride_nb(m)
     n_sample = (m - 1) // stride + 1 if m > 0 else 0
     sample = np.empty((n_sets, n_sample))
     sig = np.empty(chunk + 1, dtype=np.int8)
     eq = np.empty(chunk)
     r = np.empty(chunk)
     one = np.empty(1, dtype=np.int64)
-    st1 = np.empty((n_sets, 4))  # `_regen_nb` state of pass 1
+    st1 = np.empty((n_sets, 4))  # `_eq_at_nb` state of the sample
     for jj in range(n_sets):
         st1[jj, 0], st1[jj, 1], st1[jj, 2], st1[jj, 3] = p.initial_cash, 0.0, np.nan, 0.0
     ptr1 = np.zeros(n_sets, dtype=np.int64)
-    # Pass 1: simulate, drawdowns, return sums and sample.
+    # Pass 1: signals, the simulation (its state log) and the strided sample of returns
+    # (return g is bar g + 1's: eq[g + 1] / eq[g] - 1), each from the log at two bars.
     for a in range(0, n, chunk):
         b = min(n, a + chunk)
         lo = max(a - 1, 0)
+        g_lo = max(a, 1) - 1  # the returns of bars a .. b - 1
         for jj in range(n_sets):
             j = j0 + jj
             ema_cross_into_nb(emas[fast_idx[j], lo:b], emas[slow_idx[j], lo:b], long_only[j],
@@ -177,34 +199,34 @@ def _run_tile_nb(
                     grown[: log_n[jj]] = lg[: log_n[jj]]
                     logs[jj] = grown
             states[jj] = s
-            ptr1[jj] = _regen_nb(close, a, b, logs[jj], log_n[jj], ptr1[jj], st1[jj], p.delta,
-                                 last[jj], eq, r)
-            dds[jj] = drawdown_update_nb(dds[jj], eq[: b - a], ts, a)
-            x = r[1 : b - a] if a == 0 else r[: b - a]
-            k = x.shape[0]
-            g0 = max(a, 1) - 1
-            lane_mean_nb(x, g0, m4, sums[jj])
-            for g in range(-(-g0 // stride) * stride, g0 + k, stride):
-                sample[jj, g // stride] = x[g - g0]
-            last[jj] = eq[b - a - 1]
-    # Between the passes: which sets take the streaming statistics, and their thresholds.
+            lg = logs[jj]
+            for g in range(-(-g_lo // stride) * stride, b - 1, stride):
+                x0, ptr1[jj] = _eq_at_nb(close, g, lg, log_n[jj], ptr1[jj], st1[jj], p.delta)
+                x1, ptr1[jj] = _eq_at_nb(close, g + 1, lg, log_n[jj], ptr1[jj], st1[jj],
+                                         p.delta)
+                sample[jj, g // stride] = x1 / x0 - 1.0
+    # Between the passes: which sets take the streaming statistics, their shifts and
+    # tail thresholds.
     streamed = np.zeros(n_sets, dtype=np.bool_)
-    mean = np.zeros(n_sets)
+    shift = np.zeros(n_sets)
     cut = np.zeros(n_sets)
     floor = np.zeros(n_sets)  # the sample's minimum: where the tail histogram starts
     n_tail = max(1, int(np.ceil(TAIL * m)))
-    for jj in range(n_sets):
-        sm = sums[jj]
-        mean[jj] = ((sm[0] + sm[1]) + (sm[2] + sm[3])) / m if m > 0 else np.nan
-        if m >= _FAST_MIN_RETURNS and dds[jj].low > 0.0 and np.isfinite(mean[jj]):
-            streamed[jj] = True
-            cut[jj] = kth_smallest_nb(sample[jj], min(n_sample - 1, int(np.ceil(0.08 * n_sample))))
-            floor[jj] = sample[jj].min()
-    # Pass 2: the equity again from the log, squares, the kept tail, block statistics.
+    if m >= _FAST_MIN_RETURNS:
+        for jj in range(n_sets):
+            shift[jj] = shift_nb(sample[jj])
+            if np.isfinite(shift[jj]):
+                streamed[jj] = True
+                cut[jj] = sample_cut_nb(sample[jj])
+                floor[jj] = sample[jj].min()
+    # Pass 2: the equity from the log, drawdowns, the sums, the kept tail, block statistics.
+    dds = [drawdown_init_nb(p.initial_cash) for _ in range(n_sets)]
+    last = np.full(n_sets, np.nan)  # equity before the chunk
     st = np.empty((n_sets, 4))
     for jj in range(n_sets):
         st[jj, 0], st[jj, 1], st[jj, 2], st[jj, 3] = p.initial_cash, 0.0, np.nan, 0.0
     ptr = np.zeros(n_sets, dtype=np.int64)
+    sums = np.zeros((n_sets, 4))
     qs = np.zeros((n_sets, 4))
     ds = np.zeros((n_sets, 4))
     cnt = np.zeros((n_sets, 2), dtype=np.int64)
@@ -216,16 +238,14 @@ def _run_tile_nb(
         b = min(n, a + chunk)
         g0 = max(a, 1) - 1
         for jj in range(n_sets):
-            if not streamed[jj] and blocks <= 0:
-                continue
             ptr[jj] = _regen_nb(close, a, b, logs[jj], log_n[jj], ptr[jj], st[jj], p.delta,
                                 last[jj], eq, r)
             last[jj] = eq[b - a - 1]
+            dds[jj] = drawdown_update_nb(dds[jj], eq[: b - a], ts, a)
             x = r[1 : b - a] if a == 0 else r[: b - a]
-            k = x.shape[0]
             if streamed[jj]:
-                over[jj] |= dev_keep_chunk_nb(x, g0, m4, mean[jj], cut[jj], qs[jj], ds[jj],
-                                              keep[2 * jj], keep[2 * jj + 1], cnt[jj])
+                over[jj] |= dev_keep_chunk_nb(x, g0, m4, shift[jj], cut[jj], sums[jj], qs[jj],
+                                              ds[jj], keep[2 * jj], keep[2 * jj + 1], cnt[jj])
             if blocks > 0:
                 block_add_nb(x, g0, base, extra, blocks, bsum[jj], bsq[jj])
     # Finish each set.
@@ -236,12 +256,14 @@ def _run_tile_nb(
         nan = np.nan
         stats = (nan, nan, nan, nan, nan)
         if m >= 1 and d.low > 0.0:
-            done = False
-            if streamed[jj] and not over[jj] and cnt[jj, 0] + cnt[jj, 1] >= n_tail:
+            sm = sums[jj]
+            mean = ((sm[0] + sm[1]) + (sm[2] + sm[3])) / m
+            if (streamed[jj] and not over[jj] and cnt[jj, 0] + cnt[jj, 1] >= n_tail
+                    and np.isfinite(mean)):
                 stats = tail_stats_nb(keep[2 * jj, : cnt[jj, 0]], keep[2 * jj + 1, : cnt[jj, 1]],
-                                       n_tail, mean[jj], qs[jj], ds[jj], m, floor[jj], cut[jj])
-                done = True
-            if not done:
+                                      n_tail, mean, shift[jj], qs[jj], ds[jj], m, floor[jj],
+                                      cut[jj])
+            else:
                 work = _all_rets_nb(close, logs[jj], log_n[jj], p)
                 stats = return_stats_rets_nb(work[:m], work)
         n_open = 1 if s.pos != 0 else 0
