@@ -162,6 +162,33 @@ def test_return_stats_fast_path_equals_general_path_bit_for_bit(kind: str) -> No
         assert return_stats_nb(eq) == _return_stats_general_nb(eq), (kind, m)
 
 
+@pytest.mark.parametrize("m", [3, 4_000, 8_192, 100_003])
+@pytest.mark.parametrize("kind", ["normal", "drift", "trend", "constant", "spike"])
+def test_return_stdev_in_one_pass_matches_two_pass_reference(kind: str, m: int) -> None:
+    # The stdev sums squares about the strided sample's mean and corrects to the mean;
+    # it must equal the textbook value (statistics.stdev, exact rational arithmetic
+    # underneath) even where the mean dwarfs the spread. The absolute slack is the
+    # rounding of the mean itself (a constant series' spread is below it; a two-pass
+    # stdev about that rounded mean errs by as much the other way).
+    rng = np.random.default_rng(m)
+    r = rng.normal(0, 1e-3, m)
+    if kind == "drift":  # mean 100x the standard deviation
+        r = 1e-3 + rng.normal(0, 1e-5, m)
+    elif kind == "trend":  # the mean moves: the sample's mean is not the whole mean
+        r = np.linspace(-2e-3, 4e-3, m) + rng.normal(0, 1e-6, m)
+    elif kind == "constant":
+        r[:] = 2.5e-4
+    elif kind == "spike":
+        r[m // 2] = 0.5
+    eq = 1e5 * np.concatenate(([1.0], np.cumprod(1 + r)))
+    rets = eq[1:] / eq[:-1] - 1.0
+    sd = return_stats_nb(eq)[1]
+    ref = statistics.stdev(rets.tolist())
+    assert sd >= 0.0
+    assert sd == pytest.approx(ref, rel=1e-12, abs=1e-12 * float(np.abs(rets).max()))
+    assert return_stats_nb(eq) == _return_stats_general_nb(eq)
+
+
 def test_monthly_returns_in_exchange_time() -> None:
     # 2024-01-31 20:00 UTC is already 1 February in India (01:30 IST).
     ts = np.array(["2024-01-30T10:00", "2024-01-31T10:00", "2024-01-31T20:00",
