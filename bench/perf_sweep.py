@@ -31,6 +31,7 @@ def write_perf_map() -> int:
     """/tmp/perf-PID.map for every finalized numba code library alive; returns the count."""
     from numba.core.codegen import JITCodeLibrary
 
+    gc.unfreeze()  # objects frozen out of the collector are invisible to get_objects
     starts: dict[int, str] = {}
     for obj in gc.get_objects():
         mod = getattr(obj, "_final_module", None) if isinstance(obj, JITCodeLibrary) else None

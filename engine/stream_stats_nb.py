@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit
 
 from engine.returns_nb import stdev_nb, tail_value_nb
+from engine.simd_nb import dev_keep4, sum_sq4
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -28,24 +29,8 @@ def lane_sum_nb(x: np.ndarray, g0: int, m4: int, s: np.ndarray, q: np.ndarray) -
         s[(g0 + t) % 4] += x[t]
         q[(g0 + t) % 4] += x[t] * x[t]
         t += 1
-    s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
-    q0, q1, q2, q3 = q[0], q[1], q[2], q[3]
     end4 = t + (lim - t) // 4 * 4
-    for k in range(t, end4, 4):
-        r0 = x[k]
-        r1 = x[k + 1]
-        r2 = x[k + 2]
-        r3 = x[k + 3]
-        s0 += r0
-        s1 += r1
-        s2 += r2
-        s3 += r3
-        q0 += r0 * r0
-        q1 += r1 * r1
-        q2 += r2 * r2
-        q3 += r3 * r3
-    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
-    q[0], q[1], q[2], q[3] = q0, q1, q2, q3
+    sum_sq4(x, t, end4, s, q)
     for k in range(end4, lim):
         s[(g0 + k) % 4] += x[k]
         q[(g0 + k) % 4] += x[k] * x[k]
@@ -108,10 +93,9 @@ def _dev_one_nb(r: float, lane: int, shift: float, s: np.ndarray, q: np.ndarray,
 def dev_keep_nb(x: np.ndarray, g0: int, m4: int, shift: float, cut: float, s: np.ndarray,
                 q: np.ndarray, d: np.ndarray, ev: np.ndarray, od: np.ndarray,
                 cnt: np.ndarray) -> None:
-    """`lane_dev_nb` and `keep_tail_nb` in one loop (the compaction's scalar work overlaps
-    the sums); the caller makes sure `ev` and `od` have room for all of x. The returns
-    are finite here, so min(r, 0)^2 is r * r if r < 0 else 0.0, the same number (a
-    select, which vectorizes)."""
+    """`lane_dev_nb` and `keep_tail_nb` in one pass (`simd_nb.dev_keep4`: vector lanes and
+    a compress-store); the caller makes sure `ev` and `od` have room for all of x. The
+    returns are finite here, so min(r, 0)^2 is r * r if r < 0 else 0.0, the same number."""
     n = x.shape[0]
     lim = min(n, max(m4 - g0, 0))
     ne = cnt[0]
@@ -121,38 +105,12 @@ def dev_keep_nb(x: np.ndarray, g0: int, m4: int, shift: float, cut: float, s: np
         ne, no = _dev_keep_one_nb(x[t], g0 + t, (g0 + t) % 4, shift, cut, s, q, d, ev, od,
                                   ne, no)
         t += 1
-    s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
-    q0, q1, q2, q3 = q[0], q[1], q[2], q[3]
-    d0, d1, d2, d3 = d[0], d[1], d[2], d[3]
     end4 = t + (lim - t) // 4 * 4
-    for k in range(t, end4, 4):  # return g0 + k is even: r0, r2 even, r1, r3 odd
-        r0 = x[k]
-        r1 = x[k + 1]
-        r2 = x[k + 2]
-        r3 = x[k + 3]
-        s0 += r0
-        s1 += r1
-        s2 += r2
-        s3 += r3
-        q0 += (r0 - shift) * (r0 - shift)
-        q1 += (r1 - shift) * (r1 - shift)
-        q2 += (r2 - shift) * (r2 - shift)
-        q3 += (r3 - shift) * (r3 - shift)
-        d0 += r0 * r0 if r0 < 0.0 else 0.0
-        d1 += r1 * r1 if r1 < 0.0 else 0.0
-        d2 += r2 * r2 if r2 < 0.0 else 0.0
-        d3 += r3 * r3 if r3 < 0.0 else 0.0
-        ev[ne] = r0
-        ne += r0 <= cut
-        od[no] = r1
-        no += r1 <= cut
-        ev[ne] = r2
-        ne += r2 <= cut
-        od[no] = r3
-        no += r3 <= cut
-    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
-    q[0], q[1], q[2], q[3] = q0, q1, q2, q3
-    d[0], d[1], d[2], d[3] = d0, d1, d2, d3
+    cnt[0] = ne
+    cnt[1] = no
+    dev_keep4(x, t, end4, shift, cut, s, q, d, ev, od, cnt)  # return g0 + t is even
+    ne = cnt[0]
+    no = cnt[1]
     for k in range(end4, n):
         g = g0 + k
         ne, no = _dev_keep_one_nb(x[k], g, g % 4 if g < m4 else 0, shift, cut, s, q, d, ev, od,
