@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from engine.simd_nb import dev_keep4
+
 TAIL = 0.05  # VaR / CVaR tail share
 
 
@@ -197,42 +199,26 @@ def _return_stats_sampled_nb(
     cap = m // 8 + 16
     low_even = work[m : m + cap]  # returns <= cut at even indices, in index order
     low_odd = work[m + cap : m + 2 * cap]
-    ne = 0
-    no = 0
-    s0 = s1 = s2 = s3 = 0.0
-    q0 = q1 = q2 = q3 = 0.0
-    d0 = d1 = d2 = d3 = 0.0
-    room = cap - 2  # each buffer takes at most 2 writes per step below
-    for i in range(0, m4, 4):
-        if ne > room or no > room:  # the threshold was too generous
+    # Sums in 4 lanes (s, q, d) and the kept returns, in blocks short enough that the
+    # buffers cannot overflow even if every return were kept (2 per buffer per 4).
+    acc = np.zeros((3, 4))
+    cnt = np.zeros(2, dtype=np.int64)
+    i = 0
+    while i < m4:
+        avail = cap - max(cnt[0], cnt[1])
+        if avail < 2:  # the threshold was too generous
             return False, (np.nan, np.nan, np.nan, np.nan, np.nan)
-        r0 = rets[i]
-        r1 = rets[i + 1]
-        r2 = rets[i + 2]
-        r3 = rets[i + 3]
-        s0 += r0
-        s1 += r1
-        s2 += r2
-        s3 += r3
-        q0 += (r0 - shift) * (r0 - shift)
-        q1 += (r1 - shift) * (r1 - shift)
-        q2 += (r2 - shift) * (r2 - shift)
-        q3 += (r3 - shift) * (r3 - shift)
-        d0 += min(r0, 0.0) * min(r0, 0.0)
-        d1 += min(r1, 0.0) * min(r1, 0.0)
-        d2 += min(r2, 0.0) * min(r2, 0.0)
-        d3 += min(r3, 0.0) * min(r3, 0.0)
-        # Branch-free compaction: always write, advance only past kept values.
-        low_even[ne] = r0
-        ne += r0 <= cut
-        low_odd[no] = r1
-        no += r1 <= cut
-        low_even[ne] = r2
-        ne += r2 <= cut
-        low_odd[no] = r3
-        no += r3 <= cut
+        e = min(m4, i + avail // 2 * 4)
+        dev_keep4(rets, i, e, shift, cut, acc[0], acc[1], acc[2], low_even, low_odd, cnt)
+        i = e
+    ne = cnt[0]
+    no = cnt[1]
+    room = cap - 2
     if ne > room or no > room:
         return False, (np.nan, np.nan, np.nan, np.nan, np.nan)
+    s0, s1, s2, s3 = acc[0, 0], acc[0, 1], acc[0, 2], acc[0, 3]
+    q0, q1, q2, q3 = acc[1, 0], acc[1, 1], acc[1, 2], acc[1, 3]
+    d0, d1, d2, d3 = acc[2, 0], acc[2, 1], acc[2, 2], acc[2, 3]
     for i in range(m4, m):
         r0 = rets[i]
         s0 += r0
