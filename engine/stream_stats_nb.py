@@ -21,7 +21,7 @@ from engine.simd_nb import dev_keep4, sum_sq4
 @njit(nogil=True, cache=True, error_model="numpy")
 def lane_sum_nb(x: np.ndarray, g0: int, m4: int, s: np.ndarray, q: np.ndarray) -> None:
     """s[l] += x, q[l] += x * x for element t in lane l = (g0 + t) % 4 while g0 + t < m4,
-    in lane 0 from there on (`block_stats_nb`'s order; the mean uses s only)."""
+    in lane 0 from there on (`block_stats_nb`'s order; `sum_sq4` does the aligned part)."""
     n = x.shape[0]
     lim = min(n, max(m4 - g0, 0))
     t = 0
