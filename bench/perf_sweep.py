@@ -1,7 +1,8 @@
 """Where a tiled EMA grid spends its CPU, per numba kernel, with Linux `perf`.
 
-Run: `NUMBA_CACHE_DIR=$(mktemp -d) .venv/bin/python bench/perf_sweep.py [N_SIDE] [STEP]`
-(an N_SIDE x N_SIDE ema_crossover grid on 1M bars, every STEP-th point; default 32 1).
+Run: `NUMBA_CACHE_DIR=$(mktemp -d) .venv/bin/python bench/perf_sweep.py [N_SIDE] [STEP] [BLOCKS]`
+(an N_SIDE x N_SIDE ema_crossover grid on 1M bars, every STEP-th point, with BLOCKS PBO
+blocks as optimizations take them; default 32 1 0).
 After a warm-up it attaches `perf record` to itself, runs the sweep, then writes
 /tmp/perf-PID.map with the address of every function numba compiled in this process, so
 `perf report -i /tmp/perf_sweep.data --no-children --sort sym` names the kernels. The
@@ -53,6 +54,7 @@ def write_perf_map() -> int:
 def main() -> None:
     n_side = int(sys.argv[1]) if len(sys.argv) > 1 else 32
     step = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    blocks = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     big = minute_bars(1_000_000)
     pts = [p for c in grid_space(n_side).iter_grid() for p in c][::step]
     fast = np.array([p["fast"] for p in pts])
@@ -61,7 +63,7 @@ def main() -> None:
     rec = subprocess.Popen(["perf", "record", "-o", "/tmp/perf_sweep.data", "-p", str(os.getpid())])
     time.sleep(1)
     t0, c0 = time.perf_counter(), time.process_time()
-    sweep_ema_crossover(big, fast, slow, False)
+    sweep_ema_crossover(big, fast, slow, False, blocks=blocks)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     rec.send_signal(signal.SIGINT)
     rec.wait()

@@ -20,6 +20,7 @@ from numba import njit
 __all__ = [
     "atr_nb",
     "bollinger_nb",
+    "ema4_into_nb",
     "ema_cross_nb",
     "ema_into_nb",
     "ema_nb",
@@ -114,6 +115,52 @@ def ema_into_nb(x: np.ndarray, n: int, out: np.ndarray) -> None:
             x[i], weighted, old_wt, nobs, com1, alpha, factor, new_wt, denom
         )
         out[i] = weighted if nobs >= n else np.nan
+
+
+@njit(nogil=True, cache=True)
+def ema4_into_nb(x: np.ndarray, n0: int, n1: int, n2: int, n3: int, o0: np.ndarray,
+                 o1: np.ndarray, o2: np.ndarray, o3: np.ndarray) -> bool:
+    """`ema_into_nb(x, n_k, o_k)` for four periods in one pass, when every x is finite.
+
+    One EMA is a chain of dependent multiply-adds (latency-bound); four independent
+    chains side by side keep the floating-point units busy. Same operations per bar as
+    `_ema_step_nb` takes on finite data (old_wt stays 1, nobs is the bar count), so the
+    same numbers. The caller checks that x is finite; returns False without writing when
+    a divisor is not exactly 1 (then `ema_into_nb` must run).
+    """
+    c0, f0, w0 = _ema_mul_add_nb(n0)
+    c1, f1, w1 = _ema_mul_add_nb(n1)
+    c2, f2, w2 = _ema_mul_add_nb(n2)
+    c3, f3, w3 = _ema_mul_add_nb(n3)
+    if not (c0 and c1 and c2 and c3):
+        return False
+    size = x.shape[0]
+    if size == 0:
+        return True
+    e0 = e1 = e2 = e3 = x[0]
+    nan = np.nan
+    o0[0] = e0 if n0 <= 1 else nan
+    o1[0] = e1 if n1 <= 1 else nan
+    o2[0] = e2 if n2 <= 1 else nan
+    o3[0] = e3 if n3 <= 1 else nan
+    for i in range(1, size):
+        cur = x[i]
+        e0 = f0 * e0 + w0 * cur if e0 != cur else e0
+        e1 = f1 * e1 + w1 * cur if e1 != cur else e1
+        e2 = f2 * e2 + w2 * cur if e2 != cur else e2
+        e3 = f3 * e3 + w3 * cur if e3 != cur else e3
+        o0[i] = e0 if i >= n0 - 1 else nan
+        o1[i] = e1 if i >= n1 - 1 else nan
+        o2[i] = e2 if i >= n2 - 1 else nan
+        o3[i] = e3 if i >= n3 - 1 else nan
+    return True
+
+
+@njit(nogil=True, cache=True)
+def _ema_mul_add_nb(n: int) -> tuple[bool, float, float]:
+    """(divisor exactly 1, factor, new weight) of `_ema_coefs_nb`."""
+    _, _, factor, new_wt, denom = _ema_coefs_nb(n)
+    return denom == 1.0, factor, new_wt
 
 
 @njit(nogil=True, cache=True)

@@ -83,6 +83,46 @@ def sum_sq4(typingctx: Any, x: types.Array, i0: types.Integer, i1: types.Integer
     return sig, codegen
 
 
+def _dev_keep_loop(builder: ir.IRBuilder, i0: ir.Value, i1: ir.Value, shift: ir.Value,
+                   cut: ir.Value, out: list[ir.Value],
+                   value: Callable[[ir.IRBuilder, ir.Value], ir.Value]) -> None:
+    """The loop of `dev_keep4` over k = i0, i0 + 4, ... < i1, the 4 returns of each step
+    from `value(builder, k)`; `out` = data pointers of s, q, d, ev, od, cnt."""
+    sd, qd, dd, ev_d, od_d, cd = out
+    mod = builder.module
+    store = cgutils.get_or_insert_function(
+        mod, ir.FunctionType(ir.VoidType(), [_V4, ir.PointerType(_F64), _M4]),
+        "llvm.masked.compressstore.v4f64")
+    ctpop = cgutils.get_or_insert_function(
+        mod, ir.FunctionType(ir.IntType(4), [ir.IntType(4)]), "llvm.ctpop.i4")
+    vshift = _splat(builder, shift)
+    vcut = _splat(builder, cut)
+    s_p = cgutils.alloca_once_value(builder, _load4(builder, sd, _I64(0)))
+    q_p = cgutils.alloca_once_value(builder, _load4(builder, qd, _I64(0)))
+    d_p = cgutils.alloca_once_value(builder, _load4(builder, dd, _I64(0)))
+    ne_p = cgutils.alloca_once_value(builder, builder.load(builder.gep(cd, [_I64(0)])))
+    no_p = cgutils.alloca_once_value(builder, builder.load(builder.gep(cd, [_I64(1)])))
+    with cgutils.for_range_slice(builder, i0, i1, _I64(4)) as (k, _):
+        v = value(builder, k)
+        _accumulate(builder, s_p, v)
+        dv = builder.fsub(v, vshift)
+        _accumulate(builder, q_p, builder.fmul(dv, dv))
+        neg = builder.fcmp_ordered("<", v, _ZERO)
+        _accumulate(builder, d_p, builder.select(neg, builder.fmul(v, v), _ZERO))
+        keep = builder.fcmp_ordered("<=", v, vcut)
+        for mask, count_p, base in ((_EVEN, ne_p, ev_d), (_ODD, no_p, od_d)):
+            m = builder.and_(keep, mask)
+            n = builder.load(count_p)
+            builder.call(store, [v, builder.gep(base, [n]), m])
+            kept = builder.call(ctpop, [builder.bitcast(m, ir.IntType(4))])
+            builder.store(builder.add(n, builder.zext(kept, _I64)), count_p)
+    _store4(builder, sd, builder.load(s_p))
+    _store4(builder, qd, builder.load(q_p))
+    _store4(builder, dd, builder.load(d_p))
+    builder.store(builder.load(ne_p), builder.gep(cd, [_I64(0)]))
+    builder.store(builder.load(no_p), builder.gep(cd, [_I64(1)]))
+
+
 @intrinsic
 def dev_keep4(typingctx: Any, x: types.Array, i0: types.Integer, i1: types.Integer,
               shift: types.Float, cut: types.Float, s: types.Array, q: types.Array,
@@ -100,40 +140,40 @@ def dev_keep4(typingctx: Any, x: types.Array, i0: types.Integer, i1: types.Integ
 
     def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: list[Any]) -> Any:
         xd = _data(context, builder, signature.args[0], args[0])
-        sd, qd, dd, ev_d, od_d, cd = (_data(context, builder, signature.args[j], args[j])
-                                      for j in range(5, 11))
-        mod = builder.module
-        store = cgutils.get_or_insert_function(
-            mod, ir.FunctionType(ir.VoidType(), [_V4, ir.PointerType(_F64), _M4]),
-            "llvm.masked.compressstore.v4f64")
-        ctpop = cgutils.get_or_insert_function(
-            mod, ir.FunctionType(ir.IntType(4), [ir.IntType(4)]), "llvm.ctpop.i4")
-        vshift = _splat(builder, args[3])
-        vcut = _splat(builder, args[4])
-        s_p = cgutils.alloca_once_value(builder, _load4(builder, sd, _I64(0)))
-        q_p = cgutils.alloca_once_value(builder, _load4(builder, qd, _I64(0)))
-        d_p = cgutils.alloca_once_value(builder, _load4(builder, dd, _I64(0)))
-        ne_p = cgutils.alloca_once_value(builder, builder.load(builder.gep(cd, [_I64(0)])))
-        no_p = cgutils.alloca_once_value(builder, builder.load(builder.gep(cd, [_I64(1)])))
-        with cgutils.for_range_slice(builder, args[1], args[2], _I64(4)) as (k, _):
-            v = _load4(builder, xd, k)
-            _accumulate(builder, s_p, v)
-            dv = builder.fsub(v, vshift)
-            _accumulate(builder, q_p, builder.fmul(dv, dv))
-            neg = builder.fcmp_ordered("<", v, _ZERO)
-            _accumulate(builder, d_p, builder.select(neg, builder.fmul(v, v), _ZERO))
-            keep = builder.fcmp_ordered("<=", v, vcut)
-            for mask, count_p, base in ((_EVEN, ne_p, ev_d), (_ODD, no_p, od_d)):
-                m = builder.and_(keep, mask)
-                n = builder.load(count_p)
-                builder.call(store, [v, builder.gep(base, [n]), m])
-                kept = builder.call(ctpop, [builder.bitcast(m, ir.IntType(4))])
-                builder.store(builder.add(n, builder.zext(kept, _I64)), count_p)
-        _store4(builder, sd, builder.load(s_p))
-        _store4(builder, qd, builder.load(q_p))
-        _store4(builder, dd, builder.load(d_p))
-        builder.store(builder.load(ne_p), builder.gep(cd, [_I64(0)]))
-        builder.store(builder.load(no_p), builder.gep(cd, [_I64(1)]))
+        out = [_data(context, builder, signature.args[j], args[j]) for j in range(5, 11)]
+        _dev_keep_loop(builder, args[1], args[2], args[3], args[4], out,
+                       lambda b, k: _load4(b, xd, k))
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def div_dev_keep4(typingctx: Any, e: types.Array, i0: types.Integer, i1: types.Integer,
+                  shift: types.Float, cut: types.Float, r: types.Array, s: types.Array,
+                  q: types.Array, d: types.Array, ev: types.Array, od: types.Array,
+                  cnt: types.Array) -> tuple[types.Signature, Callable[..., Any]]:
+    """`dev_keep4` on the returns r[k] = e[k + 1] / e[k] - 1 of the equity `e`, computed
+    here (and stored in r) for k in [i0, i1): the divisions run side by side with the
+    latency-bound sums instead of in a pass of their own (same operations, same numbers)."""
+    if not _contiguous(e, r, s, q, d, ev, od, cnt):
+        return None
+    sig = types.void(e, types.intp, types.intp, types.float64, types.float64, r, s, q, d, ev,
+                     od, cnt)
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: list[Any]) -> Any:
+        ed = _data(context, builder, signature.args[0], args[0])
+        rd = _data(context, builder, signature.args[5], args[5])
+        out = [_data(context, builder, signature.args[j], args[j]) for j in range(6, 12)]
+        one = ir.Constant(_V4, [1.0] * 4)
+
+        def value(b: ir.IRBuilder, k: ir.Value) -> ir.Value:
+            ratio = b.fdiv(_load4(b, ed, b.add(k, _I64(1))), _load4(b, ed, k))
+            v = b.fsub(ratio, one)
+            _store4(b, b.gep(rd, [k]), v)
+            return v
+
+        _dev_keep_loop(builder, args[1], args[2], args[3], args[4], out, value)
         return context.get_dummy_value()
 
     return sig, codegen

@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from engine.returns_nb import stdev_nb, tail_value_nb
-from engine.simd_nb import dev_keep4, sum_sq4
+from engine.simd_nb import dev_keep4, div_dev_keep4, sum_sq4
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -117,6 +117,44 @@ def dev_keep_nb(x: np.ndarray, g0: int, m4: int, shift: float, cut: float, s: np
                                   ne, no)
     cnt[0] = ne
     cnt[1] = no
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def div_dev_keep_nb(e: np.ndarray, x: np.ndarray, g0: int, m4: int, shift: float, cut: float,
+                    s: np.ndarray, q: np.ndarray, d: np.ndarray, ev: np.ndarray,
+                    od: np.ndarray, cnt: np.ndarray) -> None:
+    """`dev_keep_nb` on the returns x[t] = e[t + 1] / e[t] - 1 (len(e) = len(x) + 1),
+    which it computes into x on the way (`simd_nb.div_dev_keep4` for the 4-lane part)."""
+    n = x.shape[0]
+    lim = min(n, max(m4 - g0, 0))
+    ne = cnt[0]
+    no = cnt[1]
+    t = 0
+    while t < lim and (g0 + t) % 4 != 0:
+        x[t] = e[t + 1] / e[t] - 1.0
+        ne, no = _dev_keep_one_nb(x[t], g0 + t, (g0 + t) % 4, shift, cut, s, q, d, ev, od,
+                                  ne, no)
+        t += 1
+    end4 = t + (lim - t) // 4 * 4
+    cnt[0] = ne
+    cnt[1] = no
+    div_dev_keep4(e, t, end4, shift, cut, x, s, q, d, ev, od, cnt)
+    ne = cnt[0]
+    no = cnt[1]
+    for k in range(end4, n):
+        x[k] = e[k + 1] / e[k] - 1.0
+        g = g0 + k
+        ne, no = _dev_keep_one_nb(x[k], g, g % 4 if g < m4 else 0, shift, cut, s, q, d, ev, od,
+                                  ne, no)
+    cnt[0] = ne
+    cnt[1] = no
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def rets_from_nb(e: np.ndarray, x: np.ndarray) -> None:
+    """x[t] = e[t + 1] / e[t] - 1 (the bar returns of the equity e)."""
+    for t in range(x.shape[0]):
+        x[np.uint64(t)] = e[np.uint64(t + 1)] / e[np.uint64(t)] - 1.0
 
 
 @njit(nogil=True, cache=True, error_model="numpy", inline="always")
@@ -233,4 +271,24 @@ def dev_keep_chunk_nb(x: np.ndarray, g0: int, m4: int, shift: float, cut: float,
         if split < k or g0 + k == m4:
             over = cnt[0] > cap - 2 or cnt[1] > cap - 2
         keep_tail_nb(x[split:], g0 + split, cut, ev, od, cnt)
+    return over
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def div_dev_keep_chunk_nb(e: np.ndarray, x: np.ndarray, g0: int, m4: int, shift: float,
+                          cut: float, s: np.ndarray, q: np.ndarray, d: np.ndarray,
+                          ev: np.ndarray, od: np.ndarray, cnt: np.ndarray) -> bool:
+    """`dev_keep_chunk_nb` on the returns x[t] = e[t + 1] / e[t] - 1, computed into x
+    (len(e) = len(x) + 1) in the same pass as the sums where the kept tail has room."""
+    cap = ev.shape[0] - 2
+    k = x.shape[0]
+    if max(cnt[0], cnt[1]) + k // 2 + 1 > cap:
+        rets_from_nb(e, x)
+        return dev_keep_chunk_nb(x, g0, m4, shift, cut, s, q, d, ev, od, cnt)
+    split = min(k, max(m4 - g0, 0))
+    over = False
+    div_dev_keep_nb(e[: split + 1], x[:split], g0, m4, shift, cut, s, q, d, ev, od, cnt)
+    if split < k or g0 + k == m4:
+        over = cnt[0] > cap - 2 or cnt[1] > cap - 2
+    div_dev_keep_nb(e[split:], x[split:], g0 + split, m4, shift, cut, s, q, d, ev, od, cnt)
     return over

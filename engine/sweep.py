@@ -56,7 +56,6 @@ _LANES_PER_THREAD = 4  # buffer sets per thread in a sweep kernel (load balance)
 _CHUNK_BARS = 8192  # a set's bars go by in chunks this long (their data stays in L2 cache)
 _LAUNCH_LOCK = threading.Lock()
 _TILE = (2, 4)  # fast x slow periods per tile of the tiled EMA kernel (small: even lanes)
-_TILE_LANES_PER_THREAD = 2  # its buffer sets per thread (tiles are dealt to them in turn)
 
 
 def launch_guard() -> contextlib.AbstractContextManager[Any]:
@@ -75,10 +74,6 @@ BLOCK_KEYS = ("block_n", "block_sum", "block_sumsq")
 
 def _lanes() -> int:
     return _LANES_PER_THREAD * numba.get_num_threads()
-
-
-def _lanes_tiled() -> int:
-    return _TILE_LANES_PER_THREAD * numba.get_num_threads()
 
 
 def _as_dict(matrix: np.ndarray, blk: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -189,9 +184,10 @@ def _tile_order(fi: np.ndarray, si: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 class _EmaRows:
-    """EMA rows of one sweep, kept across its groups: a group computes only the periods
-    the rows do not hold yet (groups of the same fast run share those EMAs), and the
-    matrix is allocated once."""
+    """EMA rows kept across a sweep's groups and across sweeps: a group computes only the
+    periods the rows do not hold yet (groups of the same fast run share those EMAs; an
+    optimization's next batch on the same closes finds the slow periods it shares with
+    the last one), and the matrix is allocated once. See `_ema_rows`."""
 
     def __init__(self, close: np.ndarray, n_rows: int) -> None:
         self.close = close
@@ -208,6 +204,29 @@ class _EmaRows:
             ema_rows_nb(self.close, missing, free.astype(np.int64), self.emas)
         order = np.argsort(self.period)
         return order[np.searchsorted(self.period, periods, sorter=order)].astype(np.int64)
+
+
+_EMA_KEPT: list[_EmaRows] = []  # the last sweep's rows (used under the launch lock only)
+
+
+def _ema_rows(close: np.ndarray, n_rows: int) -> _EmaRows:
+    """The process's EMA rows for `close` (the caller holds the launch lock): the last
+    sweep's matrix when it has the same shape, its EMAs kept when the closes are equal.
+
+    Reusing the matrix spares a batch faulting in and zeroing up to _EMA_BYTES of fresh
+    pages (1M bars: ~0.1 s of CPU a batch); the price is that a process keeps its last
+    matrix (at most _EMA_BYTES, the size every sweep allocates anyway) between sweeps.
+    """
+    if _EMA_KEPT and _EMA_KEPT[0].emas.shape == (n_rows, close.shape[0]):
+        rows = _EMA_KEPT[0]
+        if not np.array_equal(rows.close, close, equal_nan=True):
+            rows.close = close.copy()
+            rows.period[:] = -1
+        return rows
+    _EMA_KEPT.clear()  # free the old matrix before allocating the new one
+    rows = _EmaRows(close.copy(), n_rows)
+    _EMA_KEPT.append(rows)
+    return rows
 
 
 def sweep_ema_crossover(
@@ -248,7 +267,7 @@ def sweep_ema_crossover(
     # process (an embedded worker's two batch jobs) would otherwise interleave group by
     # group with both EMA matrices live (measured: the whole grid ~5% slower).
     with launch_guard():
-        rows = _EmaRows(c, max_periods) if _plain(p) else None
+        rows = _ema_rows(c, max_periods) if _plain(p) else None
         for idx in _tiles(f, s, max_periods):
             periods = np.unique(np.concatenate((f[idx], s[idx])))
             fi = np.searchsorted(periods, f[idx]).astype(np.int64)
@@ -260,8 +279,8 @@ def sweep_ema_crossover(
                 with parallel_chunksize(1):
                     out[idx], blk[:, idx] = sweep_ema_tiled_nb(
                         o, h, lo, c, rows.emas, where[fi[order]], where[si[order]], lo_arr[idx],
-                        ptr, atr, day_id, minute, p, ts, bpy, n_blocks, _lanes_tiled(),
-                        _CHUNK_BARS)
+                        ptr, atr, day_id, minute, p, ts, bpy, n_blocks, _CHUNK_BARS,
+                        numba.get_num_threads())
                 continue
             with parallel_chunksize(1):
                 out[idx], blk[:, idx] = sweep_ema_nb(o, h, lo, c, periods, fi, si, lo_arr[idx], atr,

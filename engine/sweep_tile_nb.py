@@ -11,10 +11,10 @@ are read once for the whole tile, and no set stores its returns:
   (each sampled return from the log at its two bars), which gives the variance's shift
   and the tail threshold;
 * pass 2 (per chunk, per set): the equity recomputed from the closes and the state log
-  (the simulator's own expression, so the same numbers), the drawdown scan, the bar
-  returns (the one division per bar), their sums, squares about the shift and downside
-  squares (4 lanes), the returns at or below the tail threshold, and the block
-  statistics.
+  (the simulator's own expression, so the same numbers), the drawdown scan, then in one
+  loop the bar returns (the one division per bar: it runs side by side with the
+  latency-bound sums), their sums, squares about the shift and downside squares (4
+  lanes) and the returns at or below the tail threshold; then the block statistics.
 
 Every quantity is the same number, bit for bit, as `return_stats_rets_nb` and
 `block_stats_nb` compute from the stored returns: the same operations, the same
@@ -29,9 +29,9 @@ the target does, and the log stays short); `engine.sweep` routes the others to
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import get_thread_id, njit, prange
 
-from engine.indicators import ema_into_nb
+from engine.indicators import ema4_into_nb, ema_into_nb
 from engine.metrics_nb import (
     N_METRICS,
     drawdown_init_nb,
@@ -54,7 +54,12 @@ from engine.simulate_nb import (
     initial_state_nb,
     simulate_log_nb,
 )
-from engine.stream_stats_nb import block_add_nb, dev_keep_chunk_nb, tail_stats_nb
+from engine.stream_stats_nb import (
+    block_add_nb,
+    div_dev_keep_chunk_nb,
+    rets_from_nb,
+    tail_stats_nb,
+)
 from engine.sweep_nb import ema_cross_into_nb
 
 _CAPACITY = 64  # initial trade and log rows per set slot; grow by doubling and are kept
@@ -93,6 +98,33 @@ def _regen_nb(close: np.ndarray, a: int, b: int, log: np.ndarray, ln: int, ptr: 
                 r[np.uint64(t - a)] = cash / prev - 1.0
                 prev = cash
         i = e
+    st[0], st[1], st[2], st[3] = cash, pos, price, qty
+    return ptr
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _regen_eq_nb(close: np.ndarray, a: int, b: int, log: np.ndarray, ln: int, ptr: int,
+                 st: np.ndarray, delta: float, e: np.ndarray) -> int:
+    """`_regen_nb`'s equity of bars [a, b) into e[1 : b - a + 1] (e[0] is left for the
+    equity before bar a), without the returns: the caller divides where it sums them
+    (`stream_stats_nb.div_dev_keep_chunk_nb`). Returns the next log row."""
+    cash, pos, price, qty = st[0], st[1], st[2], st[3]
+    i = a
+    while i < b:
+        while ptr < ln and log[ptr, 0] <= i:
+            cash, pos, price, qty = log[ptr, 1], log[ptr, 2], log[ptr, 3], log[ptr, 4]
+            ptr += 1
+        e_ = b
+        if ptr < ln and log[ptr, 0] < b:
+            e_ = int(log[ptr, 0])
+        if pos != 0:
+            k = pos * delta
+            for t in range(i, e_):
+                e[np.uint64(t - a + 1)] = cash + k * (close[np.uint64(t)] - price) * qty
+        else:
+            for t in range(i, e_):
+                e[np.uint64(t - a + 1)] = cash
+        i = e_
     st[0], st[1], st[2], st[3] = cash, pos, price, qty
     return ptr
 
@@ -234,18 +266,24 @@ def _run_tile_nb(
     bsum = np.zeros((n_sets, max(blocks, 1), 4))
     bsq = np.zeros((n_sets, max(blocks, 1), 4))
     base, extra = divmod(m, max(blocks, 1))
+    e = np.empty(chunk + 1)  # the equity before the chunk, then the chunk's
     for a in range(0, n, chunk):
         b = min(n, a + chunk)
         g0 = max(a, 1) - 1
+        h = 1 if a == 0 else 0  # bar 0 has no return
         for jj in range(n_sets):
-            ptr[jj] = _regen_nb(close, a, b, logs[jj], log_n[jj], ptr[jj], st[jj], p.delta,
-                                last[jj], eq, r)
-            last[jj] = eq[b - a - 1]
-            dds[jj] = drawdown_update_nb(dds[jj], eq[: b - a], ts, a)
-            x = r[1 : b - a] if a == 0 else r[: b - a]
+            e[0] = last[jj]
+            ptr[jj] = _regen_eq_nb(close, a, b, logs[jj], log_n[jj], ptr[jj], st[jj], p.delta, e)
+            last[jj] = e[b - a]
+            dds[jj] = drawdown_update_nb(dds[jj], e[1 : b - a + 1], ts, a)
+            # Return of bar t (index t - 1): e[t - a + 1] / e[t - a] - 1, into r[t - a].
+            x = r[h : b - a]
             if streamed[jj]:
-                over[jj] |= dev_keep_chunk_nb(x, g0, m4, shift[jj], cut[jj], sums[jj], qs[jj],
-                                              ds[jj], keep[2 * jj], keep[2 * jj + 1], cnt[jj])
+                over[jj] |= div_dev_keep_chunk_nb(e[h : b - a + 1], x, g0, m4, shift[jj],
+                                                  cut[jj], sums[jj], qs[jj], ds[jj],
+                                                  keep[2 * jj], keep[2 * jj + 1], cnt[jj])
+            elif blocks > 0:
+                rets_from_nb(e[h : b - a + 1], x)
             if blocks > 0:
                 block_add_nb(x, g0, base, extra, blocks, bsum[jj], bsq[jj])
     # Finish each set.
@@ -283,8 +321,17 @@ def _run_tile_nb(
 @njit(nogil=True, cache=True, parallel=True)
 def ema_rows_nb(close: np.ndarray, periods: np.ndarray, rows: np.ndarray,
                 emas: np.ndarray) -> None:
-    """emas[rows[j]] = ema_nb(close, periods[j]) for each j, in parallel."""
-    for j in prange(periods.shape[0]):
+    """emas[rows[j]] = ema_nb(close, periods[j]) for each j, in parallel: four periods a
+    pass (`ema4_into_nb`) when the closes are finite, one by one otherwise."""
+    k = periods.shape[0]
+    quads = (k + 3) // 4 if np.isfinite(close).all() else 0
+    for g in prange(quads):  # a short last group repeats its last period (same row, same values)
+        j0, j1, j2, j3 = 4 * g, min(4 * g + 1, k - 1), min(4 * g + 2, k - 1), min(4 * g + 3, k - 1)
+        if not ema4_into_nb(close, periods[j0], periods[j1], periods[j2], periods[j3],
+                            emas[rows[j0]], emas[rows[j1]], emas[rows[j2]], emas[rows[j3]]):
+            for j in range(j0, min(j0 + 4, k)):
+                ema_into_nb(close, periods[j], emas[rows[j]])
+    for j in prange(k if quads == 0 else 0):
         ema_into_nb(close, periods[j], emas[rows[j]])
 
 
@@ -306,15 +353,19 @@ def sweep_ema_tiled_nb(
     ts: np.ndarray,
     bars_per_year: float,
     blocks: int,
-    lanes: int,
     chunk: int,
+    n_threads: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`sweep_ema_nb` for sets grouped into tiles: set j trades emas[fast_row[j]] against
     emas[slow_row[j]]; tile t is sets tile_ptr[t] .. tile_ptr[t + 1] - 1 (of a few fast
     and slow periods each). Returns metrics and block statistics as `sweep_ema_nb`.
-    `lanes` buffer sets (a few MB each) take tiles lane, lane + lanes, ...: tiles in
-    (fast, slow) order cost less and less (short fast periods trade more), so each lane
-    gets an even mix however the lanes are spread over the threads."""
+
+    Tiles are the parallel loop's iterations, handed out one at a time (the caller sets
+    a chunk size of 1) in order: a thread takes the next tile when it is done with one,
+    so the threads finish within about one tile of each other even when other work of
+    the process takes a core for a while. Each thread keeps its buffers (a few MB) from
+    tile to tile: fresh ones would fault in and zero their pages for every tile.
+    `n_threads` is `numba.get_num_threads()` of the caller (thread ids are below it)."""
     n = close.shape[0]
     n_sets = fast_row.shape[0]
     out = np.empty((n_sets, N_METRICS))
@@ -324,15 +375,14 @@ def sweep_ema_tiled_nb(
     slots = 1
     for t in range(n_tiles):
         slots = max(slots, tile_ptr[t + 1] - tile_ptr[t])
-    n_lanes = max(1, min(n_tiles, lanes))
-    for lane in prange(n_lanes):
-        # The lane's buffers, reused from tile to tile (fresh ones would fault in and
-        # zero their pages for every tile).
-        trades = [np.empty((_CAPACITY, N_TRADE_FIELDS)) for _ in range(slots)]
-        logs = [np.empty((_CAPACITY, N_LOG_FIELDS)) for _ in range(slots)]
-        keep = np.empty((2 * slots, cap))
-        for t in range(lane, n_tiles, n_lanes):
-            _run_tile_nb(open_, high, low, close, emas, fast_row, slow_row, long_only,
-                         tile_ptr[t], tile_ptr[t + 1], atr, day_id, minute, p, ts,
-                         bars_per_year, blocks, chunk, out, blk, trades, logs, keep)
+    trades = [[np.empty((_CAPACITY, N_TRADE_FIELDS)) for _ in range(slots)]
+              for _ in range(n_threads)]
+    logs = [[np.empty((_CAPACITY, N_LOG_FIELDS)) for _ in range(slots)]
+            for _ in range(n_threads)]
+    keep = [np.empty((2 * slots, cap)) for _ in range(n_threads)]
+    for t in prange(n_tiles):
+        me = get_thread_id()
+        _run_tile_nb(open_, high, low, close, emas, fast_row, slow_row, long_only,
+                     tile_ptr[t], tile_ptr[t + 1], atr, day_id, minute, p, ts,
+                     bars_per_year, blocks, chunk, out, blk, trades[me], logs[me], keep[me])
     return out, blk

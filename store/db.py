@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import StaticPool
 
+from store import jsoncodec
+
 __all__ = [
     "MIGRATIONS_DIR",
     "Database",
@@ -105,6 +107,8 @@ def create_engine_for(url: str | URL, **kwargs: Any) -> AsyncEngine:
     u = async_url(url)
     dialect = _dialect_of(u)
     opts: dict[str, Any] = dict(kwargs)
+    opts.setdefault("json_serializer", jsoncodec.dumps)
+    opts.setdefault("json_deserializer", jsoncodec.loads)
     if dialect == "sqlite":
         opts.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         if _is_memory_sqlite(u):

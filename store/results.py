@@ -39,7 +39,14 @@ _INT_COLUMNS = {"side", "entry_time", "exit_time", "entry_idx", "exit_idx"}
 
 def json_safe(value: Any) -> Any:
     """Plain JSON values: numpy scalars unwrapped, NaN/inf become None, tuples become lists."""
-    if value is None or isinstance(value, bool | str):
+    kind = type(value)  # the common exact types first (trial logs call this ~30 times a trial)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is int or kind is str or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, bool | str):
         return value
     if isinstance(value, np.generic):
         value = value.item()

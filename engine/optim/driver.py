@@ -17,6 +17,7 @@ previous one is told (`ask()` returns None while waiting).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -229,13 +230,14 @@ class Optimizer:
         keys = list(arrays)
         rows = np.column_stack([arrays[k] for k in keys]).tolist() if keys else [[]] * n
         share = float(seconds) / n if n else 0.0
+        values = np.asarray(scores.values, dtype=np.float64).tolist()
         trials = []
         for i, p in enumerate(b.params):
             trials.append(Trial(
                 number=b.first_trial + i,
                 params=p,
                 metrics={k: clean_metric(k, v) for k, v in zip(keys, rows[i], strict=True)},
-                values=tuple(float(v) if np.isfinite(v) else None for v in scores.values[i]),
+                values=tuple(v if math.isfinite(v) else None for v in values[i]),
                 feasible=bool(scores.feasible[i]),
                 violations=scores.reasons[i],
                 batch=number,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from engine.simd_nb import dev_keep4, sum_sq4
+from engine.simd_nb import dev_keep4, div_dev_keep4, sum_sq4
 
 
 @njit(cache=True)
@@ -54,6 +54,35 @@ def test_dev_keep4_equals_per_lane_loop(n: int, i0: int, cut: float) -> None:
     assert cnt.tolist() == [2 + len(rev), 1 + len(rod)]
     assert ev[2 : cnt[0]].tolist() == rev and od[1 : cnt[1]].tolist() == rod
     assert np.isnan(ev[:2]).all() and np.isnan(ev[cnt[0]:]).all() and np.isnan(od[cnt[1]:]).all()
+
+
+@njit(cache=True)
+def _div_dev_keep(e: np.ndarray, i0: int, i1: int, shift: float, cut: float, r: np.ndarray,
+                  s: np.ndarray, q: np.ndarray, d: np.ndarray, ev: np.ndarray, od: np.ndarray,
+                  cnt: np.ndarray) -> None:
+    div_dev_keep4(e, i0, i1, shift, cut, r, s, q, d, ev, od, cnt)
+
+
+@pytest.mark.parametrize("cut", [-np.inf, -1.5e-3, np.inf])
+@pytest.mark.parametrize(("n", "i0"), [(0, 0), (4, 0), (1001, 3), (40_000, 8)])
+def test_div_dev_keep4_divides_then_sums_as_dev_keep4(n: int, i0: int, cut: float) -> None:
+    rng = np.random.default_rng(n + i0 + 1)
+    e = 1e5 * np.exp(np.cumsum(rng.standard_t(3, n + 1) * 1e-3))  # an equity curve
+    i1 = i0 + max(n - i0, 0) // 4 * 4
+    r = np.full(n, np.nan)
+    start = rng.normal(0, 1e-2, (3, 4))
+    s, q, d = (start[j].copy() for j in range(3))
+    ev = np.full(n + 4, np.nan)
+    od = np.full(n + 4, np.nan)
+    cnt = np.array([2, 1], dtype=np.int64)
+    _div_dev_keep(e, i0, i1, 1e-5, cut, r, s, q, d, ev, od, cnt)
+    x = np.array([e[k + 1] / e[k] - 1.0 for k in range(n)])  # Python floats: the reference
+    assert r[i0:i1].tolist() == x[i0:i1].tolist() and np.isnan(r[:i0]).all()
+    assert np.isnan(r[i1:]).all()
+    rs, rq, rd, rev, rod = _reference(x, i0, i1, 1e-5, cut, start)
+    assert s.tolist() == rs and q.tolist() == rq and d.tolist() == rd
+    assert cnt.tolist() == [2 + len(rev), 1 + len(rod)]
+    assert ev[2 : cnt[0]].tolist() == rev and od[1 : cnt[1]].tolist() == rod
 
 
 @pytest.mark.parametrize(("n", "i0"), [(0, 0), (8, 4), (99_999, 1)])
