@@ -61,6 +61,11 @@ MAX_OUTSTANDING = 8
 class BatchQueue(Protocol):
     async def enqueue_batch(self, opt_id: str, number: int, *, attempt: int = 0) -> None: ...
 
+    async def wait_batch(self, opt_id: str, timeout: float) -> None:
+        """Return when one of `opt_id`'s batch jobs of this process may have ended, or
+        after `timeout` (the coordinator then polls the database)."""
+        ...
+
 
 def strategy_check(cls: type[Strategy]) -> Callable[[dict[str, Any]], bool]:
     """The strategy's own parameter rules as a search-space constraint."""
@@ -301,7 +306,7 @@ async def execute_optimization(ctx: WorkerContext, queue: BatchQueue, opt_id: st
         if plan.done:
             await finish(RunStatus.SUCCEEDED)
             return
-        await asyncio.sleep(poll_s)
+        await queue.wait_batch(opt_id, poll_s)
 
 
 async def execute_batch(ctx: WorkerContext, opt_id: str, number: int) -> None:

@@ -70,6 +70,7 @@ class InProcessQueue:
         self.queued_grace_s = queued_grace_s
         self._sem = asyncio.Semaphore(concurrency)
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._batch_ended: dict[str, asyncio.Event] = {}  # by optimization, see wait_batch
         self._waiting = 0
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
@@ -116,8 +117,21 @@ class InProcessQueue:
         if task is None or task.done():
             self._waiting += 1
             self._tasks[key] = asyncio.create_task(
-                self._job(key, lambda: execute_batch(self.ctx, opt_id, number), slot=True),
-                name=key)
+                self._job(key, lambda: self._batch(opt_id, number), slot=True), name=key)
+
+    async def _batch(self, opt_id: str, number: int) -> None:
+        try:
+            await execute_batch(self.ctx, opt_id, number)
+        finally:
+            if (ended := self._batch_ended.pop(opt_id, None)) is not None:
+                ended.set()
+
+    async def wait_batch(self, opt_id: str, timeout: float) -> None:
+        """Until a batch job of `opt_id` ends here (its coordinator then reads the result
+        at once instead of at its next poll) or `timeout` passes."""
+        ended = self._batch_ended.setdefault(opt_id, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ended.wait(), timeout)
 
     async def _job(self, key: str, work: Any, *, slot: bool = False) -> None:
         try:
@@ -227,6 +241,10 @@ class ArqQueue:
         pool = await self._get_pool()
         event = {"type": "wake", "optimization_id": opt_id, "attempt": attempt}
         await pool.publish(run_channel(wake_id(self.queue_name)), json.dumps(event))
+
+    async def wait_batch(self, opt_id: str, timeout: float) -> None:
+        """Batches run on other workers: the coordinator polls (after `timeout`)."""
+        await asyncio.sleep(timeout)
 
     async def enqueue_batch(self, opt_id: str, number: int, *, attempt: int = 0) -> None:
         pool = await self._get_pool()
