@@ -107,15 +107,15 @@ def _exit_nb(
 
 @njit(nogil=True, cache=True, error_model="numpy", inline="always")
 def _enter_nb(
-    ps: np.ndarray, i: int, o: float, side: int, equity: float, atr: np.ndarray, p: SimParams
+    ps: np.ndarray, i: int, o: float, side: int, equity: float, a: float, p: SimParams
 ) -> float:
-    """Open `side` at bar i's open; returns the entry commission, NaN if the size is 0."""
+    """Open `side` at bar i's open (`a`: the ATR of bar i - 1, for ATR levels); returns
+    the entry commission, NaN if the size is 0."""
     fill = fill_price_nb(o, side, p)
     qty = entry_qty_nb(fill, equity, p) if fill > 0.0 else 0.0
     if not (qty > 0.0 and qty < np.inf):
         return np.nan
     comm = commission_nb(fill, qty, p)
-    a = atr[i - 1] if atr.shape[0] > 0 else np.nan
     ps[P_QTY] = qty
     ps[P_ENTRY_IDX] = i
     ps[P_ENTRY_PRICE] = fill

@@ -177,3 +177,21 @@ def div_dev_keep4(typingctx: Any, e: types.Array, i0: types.Integer, i1: types.I
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@intrinsic
+def load8(typingctx: Any, a: types.Array, i: types.Integer) -> tuple[types.Signature,
+                                                                       Callable[..., Any]]:
+    """The 8 bytes a[i : i + 8] of a contiguous int8 array as one int64 (an unaligned
+    load; the caller makes sure they are in bounds): a run of equal signals is 8 bytes
+    compared at once, without numba's byte-by-byte loads (its SLP vectorizer is off)."""
+    if not (_contiguous(a) and a.dtype == types.int8):
+        return None
+    sig = types.int64(a, types.intp)
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: list[Any]) -> Any:
+        base = _data(context, builder, signature.args[0], args[0])
+        ptr = builder.bitcast(builder.gep(base, [args[1]]), _I64.as_pointer())
+        return builder.load(ptr, align=1)
+
+    return sig, codegen

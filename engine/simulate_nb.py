@@ -67,6 +67,7 @@ from engine.sim_types_nb import (  # re-exported: the kernel's vocabulary
     SimState,
     initial_state_nb,
 )
+from engine.simd_nb import load8
 
 __all__ = [
     "DIRECTIONS",
@@ -165,15 +166,15 @@ def simulate_off_nb(
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _run_end_nb(signals: np.ndarray, start: int, end: int, raw: int) -> int:
-    """The first k in [start, end) with signals[k - 1] != raw, else end (16 at a time)."""
+    """The first k in [start, end) with signals[k - 1] != raw, else end (16 at a time,
+    as two 8-byte words against raw's byte repeated 8 times)."""
     # Unsigned indices, not a slice: a slice costs a reference count up and down, and
-    # signed indices a negative-index wraparound that stops the vectorizer.
+    # signed indices a negative-index wraparound.
+    # raw's byte in all 8 (int64, no overflow: for raw < 0 the complement's bytes, flipped)
+    word = raw * 0x0101010101010101 if raw >= 0 else ~(~raw * 0x0101010101010101)
     t = start - 1
     while t + 16 <= end - 1:
-        acc = 0
-        for u in range(16):
-            acc |= signals[np.uint64(t + u)] ^ raw
-        if acc != 0:
+        if ((load8(signals, t) ^ word) | (load8(signals, t + 8) ^ word)) != 0:
             break
         t += 16
     while t < end - 1 and signals[np.uint64(t)] == raw:
@@ -284,7 +285,10 @@ def simulate_log_nb(
             if allowed and use_clock and late:
                 allowed = False
             if allowed:
-                comm = _enter_nb(ps, i, o, desired, equity, atr, p)
+                # (a scalar, not the array: an array argument costs a reference count up
+                # and down on every entry)
+                atr_prev = atr[i - 1] if atr.shape[0] > 0 else np.nan
+                comm = _enter_nb(ps, i, o, desired, equity, atr_prev, p)
                 if comm == comm:
                     pos = desired
                     cash -= comm

@@ -7,6 +7,7 @@ import pytest
 from numba import njit
 
 from engine.simd_nb import dev_keep4, div_dev_keep4, sum_sq4
+from engine.simulate_nb import _run_end_nb
 
 
 @njit(cache=True)
@@ -103,3 +104,25 @@ def test_non_contiguous_input_is_refused_at_compile_time() -> None:
     x = np.zeros(16)[::2]
     with pytest.raises(Exception, match="sum_sq4"):
         _sum_sq(x, 0, 8, np.zeros(4), np.zeros(4))
+
+
+@njit(cache=True)
+def _run_end(sig: np.ndarray, start: int, end: int, raw: int) -> int:
+    return _run_end_nb(sig, start, end, raw)
+
+
+def test_run_end_compares_words_as_bytes() -> None:
+    # The simulator skips held bars to the next change of signal 16 at a time (two
+    # 8-byte words against raw's byte repeated): every raw value, run lengths around the
+    # word and block sizes, starts and ends anywhere.
+    rng = np.random.default_rng(11)
+    for _ in range(3000):
+        values = rng.choice(np.array([-128, -2, -1, 0, 1, 2, 127], dtype=np.int8), 40)
+        sig = np.repeat(values, rng.integers(1, 40, 40))[: int(rng.integers(2, 400))]
+        start = int(rng.integers(1, sig.size))
+        end = int(rng.integers(start, sig.size + 1))
+        raw = int(sig[start - 1])
+        k = start
+        while k < end and sig[k - 1] == raw:  # the definition, bar by bar
+            k += 1
+        assert _run_end(sig, start, end, raw) == k
