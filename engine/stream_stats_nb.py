@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from engine.returns_nb import stdev_nb, tail_value_nb
-from engine.simd_nb import dev_keep4, div_dev_keep4, sum_sq4
+from engine.simd_nb import div_dev_keep4, sum_sq4
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -90,41 +90,14 @@ def _dev_one_nb(r: float, lane: int, shift: float, s: np.ndarray, q: np.ndarray,
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def dev_keep_nb(x: np.ndarray, g0: int, m4: int, shift: float, cut: float, s: np.ndarray,
-                q: np.ndarray, d: np.ndarray, ev: np.ndarray, od: np.ndarray,
-                cnt: np.ndarray) -> None:
-    """`lane_dev_nb` and `keep_tail_nb` in one pass (`simd_nb.dev_keep4`: vector lanes and
-    a compress-store); the caller makes sure `ev` and `od` have room for all of x. The
-    returns are finite here, so min(r, 0)^2 is r * r if r < 0 else 0.0, the same number."""
-    n = x.shape[0]
-    lim = min(n, max(m4 - g0, 0))
-    ne = cnt[0]
-    no = cnt[1]
-    t = 0
-    while t < lim and (g0 + t) % 4 != 0:
-        ne, no = _dev_keep_one_nb(x[t], g0 + t, (g0 + t) % 4, shift, cut, s, q, d, ev, od,
-                                  ne, no)
-        t += 1
-    end4 = t + (lim - t) // 4 * 4
-    cnt[0] = ne
-    cnt[1] = no
-    dev_keep4(x, t, end4, shift, cut, s, q, d, ev, od, cnt)  # return g0 + t is even
-    ne = cnt[0]
-    no = cnt[1]
-    for k in range(end4, n):
-        g = g0 + k
-        ne, no = _dev_keep_one_nb(x[k], g, g % 4 if g < m4 else 0, shift, cut, s, q, d, ev, od,
-                                  ne, no)
-    cnt[0] = ne
-    cnt[1] = no
-
-
-@njit(nogil=True, cache=True, error_model="numpy")
 def div_dev_keep_nb(e: np.ndarray, x: np.ndarray, g0: int, m4: int, shift: float, cut: float,
                     s: np.ndarray, q: np.ndarray, d: np.ndarray, ev: np.ndarray,
                     od: np.ndarray, cnt: np.ndarray) -> None:
-    """`dev_keep_nb` on the returns x[t] = e[t + 1] / e[t] - 1 (len(e) = len(x) + 1),
-    which it computes into x on the way (`simd_nb.div_dev_keep4` for the 4-lane part)."""
+    """`lane_dev_nb` and `keep_tail_nb` in one pass on the returns x[t] = e[t + 1] / e[t]
+    - 1 (len(e) = len(x) + 1), which it computes into x on the way (`simd_nb.div_dev_keep4`
+    for the vector lanes: the divisions beside the sums, and a compress-store); the caller
+    makes sure `ev` and `od` have room for all of x. The returns are finite here, so
+    min(r, 0)^2 is r * r if r < 0 else 0.0, the same number."""
     n = x.shape[0]
     lim = min(n, max(m4 - g0, 0))
     ne = cnt[0]
@@ -249,10 +222,11 @@ def tail_stats_nb(
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def dev_keep_chunk_nb(x: np.ndarray, g0: int, m4: int, shift: float, cut: float, s: np.ndarray,
-                      q: np.ndarray, d: np.ndarray, ev: np.ndarray, od: np.ndarray,
-                      cnt: np.ndarray) -> bool:
-    """One chunk of returns (indices g0 ..) of the streamed statistics: the lane sums and
+def div_dev_keep_chunk_nb(e: np.ndarray, x: np.ndarray, g0: int, m4: int, shift: float,
+                          cut: float, s: np.ndarray, q: np.ndarray, d: np.ndarray,
+                          ev: np.ndarray, od: np.ndarray, cnt: np.ndarray) -> bool:
+    """One chunk of returns (indices g0 ..) of the streamed statistics, the returns
+    x[t] = e[t + 1] / e[t] - 1 computed into x (len(e) = len(x) + 1): the lane sums and
     the kept tail (rows `ev`, `od` of capacity len - 2, see `keep_tail_nb`).
     Returns True when the chunk ends at or after return m4 - 1 and the kept counts there
     exceed what `_return_stats_sampled_nb` has room for (it then takes its general path)."""
@@ -261,34 +235,15 @@ def dev_keep_chunk_nb(x: np.ndarray, g0: int, m4: int, shift: float, cut: float,
     split = min(k, max(m4 - g0, 0))
     over = False
     if max(cnt[0], cnt[1]) + k // 2 + 1 <= cap:  # room for all of x: one fused loop
-        dev_keep_nb(x[:split], g0, m4, shift, cut, s, q, d, ev, od, cnt)
+        div_dev_keep_nb(e[: split + 1], x[:split], g0, m4, shift, cut, s, q, d, ev, od, cnt)
         if split < k or g0 + k == m4:
             over = cnt[0] > cap - 2 or cnt[1] > cap - 2
-        dev_keep_nb(x[split:], g0 + split, m4, shift, cut, s, q, d, ev, od, cnt)
+        div_dev_keep_nb(e[split:], x[split:], g0 + split, m4, shift, cut, s, q, d, ev, od, cnt)
     else:
+        rets_from_nb(e, x)
         lane_dev_nb(x, g0, m4, shift, s, q, d)
         keep_tail_nb(x[:split], g0, cut, ev, od, cnt)
         if split < k or g0 + k == m4:
             over = cnt[0] > cap - 2 or cnt[1] > cap - 2
         keep_tail_nb(x[split:], g0 + split, cut, ev, od, cnt)
-    return over
-
-
-@njit(nogil=True, cache=True, error_model="numpy")
-def div_dev_keep_chunk_nb(e: np.ndarray, x: np.ndarray, g0: int, m4: int, shift: float,
-                          cut: float, s: np.ndarray, q: np.ndarray, d: np.ndarray,
-                          ev: np.ndarray, od: np.ndarray, cnt: np.ndarray) -> bool:
-    """`dev_keep_chunk_nb` on the returns x[t] = e[t + 1] / e[t] - 1, computed into x
-    (len(e) = len(x) + 1) in the same pass as the sums where the kept tail has room."""
-    cap = ev.shape[0] - 2
-    k = x.shape[0]
-    if max(cnt[0], cnt[1]) + k // 2 + 1 > cap:
-        rets_from_nb(e, x)
-        return dev_keep_chunk_nb(x, g0, m4, shift, cut, s, q, d, ev, od, cnt)
-    split = min(k, max(m4 - g0, 0))
-    over = False
-    div_dev_keep_nb(e[: split + 1], x[:split], g0, m4, shift, cut, s, q, d, ev, od, cnt)
-    if split < k or g0 + k == m4:
-        over = cnt[0] > cap - 2 or cnt[1] > cap - 2
-    div_dev_keep_nb(e[split:], x[split:], g0 + split, m4, shift, cut, s, q, d, ev, od, cnt)
     return over

@@ -66,47 +66,11 @@ _CAPACITY = 64  # initial trade and log rows per set slot; grow by doubling and 
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def _regen_nb(close: np.ndarray, a: int, b: int, log: np.ndarray, ln: int, ptr: int,
-              st: np.ndarray, delta: float, prev: float, eq: np.ndarray,
-              r: np.ndarray) -> int:
-    """Equity of bars [a, b) into eq[:b - a] from the state log, with the simulator's
-    expression, and bar t's return eq[t] / eq[t - 1] - 1 into r[t - a] (`prev`: the
-    equity before bar a; r[0] is meaningless when a is 0). st = [cash, pos, price, qty]
-    in force before bar a (updated). Returns the next log row."""
-    cash, pos, price, qty = st[0], st[1], st[2], st[3]
-    i = a
-    while i < b:
-        while ptr < ln and log[ptr, 0] <= i:
-            cash, pos, price, qty = log[ptr, 1], log[ptr, 2], log[ptr, 3], log[ptr, 4]
-            ptr += 1
-        e = b
-        if ptr < ln and log[ptr, 0] < b:
-            e = int(log[ptr, 0])
-        # One loop for both (it vectorizes with prev as a recurrence; two loops cost more).
-        # Indices, not slices (a slice per segment costs a reference count up and down),
-        # unsigned so that no negative-index wraparound stops the vectorizer.
-        if pos != 0:
-            k = pos * delta
-            for t in range(i, e):
-                x = cash + k * (close[np.uint64(t)] - price) * qty
-                eq[np.uint64(t - a)] = x
-                r[np.uint64(t - a)] = x / prev - 1.0
-                prev = x
-        else:
-            for t in range(i, e):
-                eq[np.uint64(t - a)] = cash
-                r[np.uint64(t - a)] = cash / prev - 1.0
-                prev = cash
-        i = e
-    st[0], st[1], st[2], st[3] = cash, pos, price, qty
-    return ptr
-
-
-@njit(nogil=True, cache=True, error_model="numpy")
 def _regen_eq_nb(close: np.ndarray, a: int, b: int, log: np.ndarray, ln: int, ptr: int,
                  st: np.ndarray, delta: float, e: np.ndarray) -> int:
-    """`_regen_nb`'s equity of bars [a, b) into e[1 : b - a + 1] (e[0] is left for the
-    equity before bar a), without the returns: the caller divides where it sums them
+    """Equity of bars [a, b) into e[1 : b - a + 1] (e[0] is left for the equity before
+    bar a) from the state log, with the simulator's expression; st = [cash, pos, price,
+    qty] in force before bar a (updated). The caller divides where it sums the returns
     (`stream_stats_nb.div_dev_keep_chunk_nb`). Returns the next log row."""
     cash, pos, price, qty = st[0], st[1], st[2], st[3]
     i = a
@@ -133,17 +97,18 @@ def _regen_eq_nb(close: np.ndarray, a: int, b: int, log: np.ndarray, ln: int, pt
 def _all_rets_nb(close: np.ndarray, log: np.ndarray, ln: int, p: SimParams) -> np.ndarray:
     """A set's n - 1 bar returns from its state log (the general path's input)."""
     n = close.shape[0]
-    eq = np.empty(n)
+    e = np.empty(n + 1)
     work = np.empty(stats_work_size(n - 1) + 1)
     st = np.array([p.initial_cash, 0.0, np.nan, 0.0])
-    _regen_nb(close, 0, n, log, ln, 0, st, p.delta, np.nan, eq, work)
+    _regen_eq_nb(close, 0, n, log, ln, 0, st, p.delta, e)
+    rets_from_nb(e[1:], work[1:n])  # return of bar t into work[t]
     return work[1:]
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _eq_at_nb(close: np.ndarray, t: int, log: np.ndarray, ln: int, ptr: int, st: np.ndarray,
               delta: float) -> tuple[float, int]:
-    """(equity of bar t by `_regen_nb`'s expression, next log row); st = [cash, pos,
+    """(equity of bar t by `_regen_eq_nb`'s expression, next log row); st = [cash, pos,
     price, qty] in force before bar t (updated). Bars must come in order."""
     cash, pos, price, qty = st[0], st[1], st[2], st[3]
     while ptr < ln and log[ptr, 0] <= t:
