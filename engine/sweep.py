@@ -55,7 +55,7 @@ _EMA_BYTES = 256 * 2**20
 _LANES_PER_THREAD = 4  # buffer sets per thread in a sweep kernel (load balance)
 _CHUNK_BARS = 8192  # a set's bars go by in chunks this long (their data stays in L2 cache)
 _LAUNCH_LOCK = threading.Lock()
-_TILE = (2, 4)  # fast x slow periods per tile of the tiled EMA kernel (small: even lanes)
+_TILE = (2, 4)  # fast x slow periods per tile of the tiled EMA kernel (small: threads end together)
 
 
 def launch_guard() -> contextlib.AbstractContextManager[Any]:
