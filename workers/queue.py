@@ -130,8 +130,12 @@ class InProcessQueue:
         """Until a batch job of `opt_id` ends here (its coordinator then reads the result
         at once instead of at its next poll) or `timeout` passes."""
         ended = self._batch_ended.setdefault(opt_id, asyncio.Event())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ended.wait(), timeout)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), timeout)
+        finally:  # no event left behind for an optimization that ends here
+            if self._batch_ended.get(opt_id) is ended:
+                del self._batch_ended[opt_id]
 
     async def _job(self, key: str, work: Any, *, slot: bool = False) -> None:
         try:

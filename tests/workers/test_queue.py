@@ -59,3 +59,17 @@ async def test_in_process_queue_dedups_and_bounds(embedded: Embedded) -> None:
     assert await embedded.queue.depth() == 0
     rows = await asyncio.gather(*(run_store.get_run(embedded.db, i) for i in ids))
     assert all(r.status is RunStatus.SUCCEEDED and r.attempt == 1 for r in rows)
+
+
+async def test_in_process_wait_batch_wakes_when_a_batch_job_ends(embedded: Embedded) -> None:
+    # The embedded coordinator waits here between polls: a batch job of its optimization
+    # that ends (here one with nothing to claim) wakes it long before the timeout.
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    waiter = asyncio.create_task(embedded.queue.wait_batch("opt-wake", 30.0))
+    await asyncio.sleep(0)
+    await embedded.queue.enqueue_batch("opt-wake", 0)
+    await asyncio.wait_for(waiter, 10.0)
+    assert loop.time() - t0 < 10.0
+    await embedded.queue.wait_batch("opt-idle", 0.05)  # nothing ends: the timeout
+    assert not embedded.queue._batch_ended  # no event left behind for either
